@@ -1,0 +1,29 @@
+# The README's two commands: `make readiness` (the sign-off run) and `make test` (every test).
+# Both set up what they need first: the virtualenv, PostgreSQL 17 and, as root, its OS user.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup readiness test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+	$(PY) -m readiness.install
+
+readiness: setup
+	$(PYTEST) -m readiness
+
+test: setup
+	$(PYTEST) --report-dir reports/test
+
+lint: setup
+	$(VENV)/bin/ruff check readiness tests conftest.py
+
+clean:
+	rm -rf $(VENV) .postgresql reports/*

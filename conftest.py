@@ -1,0 +1,72 @@
+"""Fixtures: the server, the database built once per run, and a connection rolled back after each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pytest_postgresql.executors import PostgreSQLExecutor
+
+from readiness import server
+from readiness.database import MigrationState, Timeouts, connect, create_ephemeral
+from readiness.errors import ReadinessUsageError
+from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY
+
+pytest_plugins = ["readiness.plugin"]
+
+EXIT_USAGE_ERROR = 4
+
+
+@pytest.fixture(scope="session")
+def timeouts(pytestconfig: pytest.Config) -> Timeouts:
+    return Timeouts(pytestconfig.getoption("lock_timeout"), pytestconfig.getoption("statement_timeout"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(pytestconfig: pytest.Config) -> Iterator[PostgreSQLExecutor]:
+    """An ephemeral PostgreSQL 17 cluster for the whole run; its log is kept in the report folder."""
+    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    try:
+        pg_ctl = server.find_pg_ctl(pytestconfig.getoption("postgresql_exec"))
+        version = server.server_version(pg_ctl)
+        origin = f"The server found at {pg_ctl}"
+        server.check_major(version, pytestconfig.getoption("pg_major"), origin)
+    except ReadinessUsageError as error:
+        pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
+    signoff.environment.update(
+        server_version=version, target="ephemeral cluster", pg_ctl=str(pg_ctl), os_user=str(os.geteuid())
+    )
+    log = pytestconfig.option.report_dir / "postgresql.log"
+    with server.ephemeral_server(pg_ctl, keep_log=log) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="session")
+def migration_state(pg_server: PostgreSQLExecutor, pytestconfig: pytest.Config, timeouts: Timeouts) -> MigrationState:
+    """Prerequisites and 0023 installed, then the 0024 under test applied (or its failure recorded)."""
+    return create_ephemeral(pg_server.host, pg_server.port, pg_server.user, timeouts, pytestconfig.option.migration)
+
+
+@pytest.fixture(scope="session")
+def session_connection(migration_state: MigrationState, timeouts: Timeouts) -> Iterator[psycopg.Connection]:
+    with connect(migration_state.conninfo, timeouts) as conn:
+        yield conn
+
+
+@pytest.fixture
+def db(session_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The database under test, inside a transaction rolled back after the test."""
+    try:
+        yield session_connection
+    finally:
+        session_connection.rollback()
+
+
+@pytest.fixture
+def migrated(db: psycopg.Connection, migration_state: MigrationState) -> psycopg.Connection:
+    """`db` with migration 0024 applied; a test needing it is BLOCKED when the migration could not apply."""
+    if migration_state.blocked_reason:
+        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+    return db

@@ -1,0 +1,121 @@
+"""Apply a SQL file statement by statement; a failure names file:line:column.
+
+pglast carries PostgreSQL 17's own parser: it splits the file exactly as the server
+would and gives each statement's offset; the server's error position (or, when it
+gives none, the relation it names) places the failure inside the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pglast
+import psycopg
+from pglast import parser
+from psycopg import sql
+
+from readiness.errors import ReadinessUsageError
+
+TRANSACTION_CONTROL = "TransactionStmt"
+COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
+_NAMED_OBJECT = re.compile(r'(?:relation|type|function|schema|column) "([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Statement:
+    path: Path
+    text: str
+    offset: int  # character offset of the statement's first token in the file
+    kind: str  # pglast node name: CreateStmt, TransactionStmt, ...
+
+    @property
+    def first_line(self) -> str:
+        return self.text.splitlines()[0].strip()
+
+
+@dataclass(frozen=True)
+class Location:
+    path: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class ApplyError(Exception):
+    """A statement of a SQL file failed: where, which statement, PostgreSQL's message."""
+
+    def __init__(self, location: Location, statement: str, message: str, sqlstate: str | None):
+        self.location = location
+        self.statement = statement
+        self.message = message
+        self.sqlstate = sqlstate
+        super().__init__(f"{location}: {statement} - {message}")
+
+
+def location_of(path: Path, source: str, offset: int) -> Location:
+    before = source[:offset]
+    return Location(path, before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
+
+
+def read_sql(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReadinessUsageError(f"SQL file not found: {path}. Check the --migration/--rollback path.") from None
+
+
+def split(path: Path) -> list[Statement]:
+    """The statements of a SQL file, each with its offset; a syntax error raises ApplyError."""
+    source = read_sql(path)
+    try:
+        raw_statements = pglast.parse_sql(source)
+    except pglast.parser.ParseError as error:
+        message, offset = error.args
+        location = location_of(path, source, offset)
+        line = source.splitlines()[location.line - 1].strip()
+        raise ApplyError(location, line, message, "42601") from None
+    statements = []
+    for raw in raw_statements:
+        chunk = source[raw.stmt_location : raw.stmt_location + raw.stmt_len] if raw.stmt_len else source[raw.stmt_location :]
+        # skip the comments and blank lines that pglast counts as part of the statement
+        lead = next(token.start for token in parser.scan(chunk) if token.name not in COMMENTS)
+        statements.append(Statement(path, chunk[lead:].rstrip().rstrip(";"), raw.stmt_location + lead, type(raw.stmt).__name__))
+    return statements
+
+
+def error_offset(statement: Statement, error: psycopg.Error) -> int:
+    """Offset inside the statement: the server's position, else the object its message names."""
+    if error.diag.statement_position:
+        return int(error.diag.statement_position) - 1
+    named = _NAMED_OBJECT.search(error.diag.message_primary or "")
+    if named:
+        wanted = named.group(1).split(".")[-1].lower()
+        for token in parser.scan(statement.text):
+            if statement.text[token.start : token.end + 1].strip('"').lower() == wanted:
+                return token.start
+    return 0
+
+
+def apply_file(conn: psycopg.Connection, path: Path) -> int:
+    """Run each statement of `path` in the caller's transaction; return how many ran.
+
+    The file's own BEGIN/COMMIT are skipped: the caller owns the transaction, so a dry run
+    can always be rolled back.
+    """
+    source = read_sql(path)
+    count = 0
+    for statement in split(path):
+        if statement.kind == TRANSACTION_CONTROL:
+            continue
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL(statement.text))  # type: ignore[arg-type]
+        except psycopg.Error as error:
+            location = location_of(path, source, statement.offset + error_offset(statement, error))
+            raise ApplyError(location, statement.first_line, error.diag.message_primary or str(error), error.sqlstate) from None
+        count += 1
+    return count

@@ -1,0 +1,98 @@
+"""Build the database under test once per run and connect to it with timeouts that never hang.
+
+Order, as the report requires: prerequisites, then 0023, then the 0024 under test. Each
+step is committed on its own, so a failing 0024 leaves the prerequisites in place and the
+dependent checks can be reported BLOCKED by the failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from readiness import SQL_DIR, catalog, expected
+from readiness.apply import ApplyError, apply_file
+
+PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
+MIGRATION_0023 = SQL_DIR / "migrations" / "0023_sync_infrastructure.sql"
+DEFAULT_MIGRATION = SQL_DIR / "migrations" / "0024_sync_preview_progress_logging.sql"
+DEFAULT_ROLLBACK = SQL_DIR / "rollback" / "0024_down.sql"
+DBNAME = "readiness"
+APPLICATION_NAME = "readiness-0024"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    lock_ms: int = 2000
+    statement_ms: int = 120_000
+
+    def options(self) -> str:
+        return f"-c lock_timeout={self.lock_ms} -c statement_timeout={self.statement_ms}"
+
+
+def connect(conninfo: str, timeouts: Timeouts, **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(
+        conninfo, options=timeouts.options(), application_name=APPLICATION_NAME, connect_timeout=10, **kwargs
+    )
+
+
+@dataclass
+class MigrationState:
+    """What the build found and did; every task module reads it."""
+
+    conninfo: str
+    migration: Path
+    missing_prerequisites: list[str] = field(default_factory=list)
+    migration_0023_applied: bool = False
+    error: ApplyError | None = None  # the first failing statement of the migration under test
+
+    @property
+    def applied(self) -> bool:
+        return self.error is None and not self.missing_prerequisites
+
+    @property
+    def blocked_reason(self) -> str | None:
+        if self.missing_prerequisites:
+            return f"missing prerequisites: {', '.join(self.missing_prerequisites)}"
+        if self.error is not None:
+            return f"migration 0024 did not apply: {self.error}"
+        return None
+
+
+def prerequisite_exists(conn: psycopg.Connection, prerequisite: expected.Prerequisite) -> bool:
+    if prerequisite.kind == "schema":
+        return catalog.schema_exists(conn, prerequisite.name)
+    return catalog.relation_exists(conn, prerequisite.name)
+
+
+def missing_prerequisites(conn: psycopg.Connection) -> list[str]:
+    """The report's prerequisites that are absent, in the report's order."""
+    return [p.label for p in expected.PREREQUISITES if not prerequisite_exists(conn, p)]
+
+
+def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migration: Path) -> MigrationState:
+    """Create the database on a throw-away server, install prerequisites and 0023, apply `migration`."""
+    DatabaseJanitor(user=user, host=host, port=port, dbname=DBNAME).init()
+    conninfo = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=DBNAME)
+    with connect(conninfo, timeouts) as conn:
+        for path in [*PREREQUISITES, MIGRATION_0023]:
+            apply_file(conn, path)
+            conn.commit()
+    return inspect_and_apply(conninfo, timeouts, migration)
+
+
+def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> MigrationState:
+    state = MigrationState(conninfo, migration)
+    with connect(conninfo, timeouts) as conn:
+        state.missing_prerequisites = missing_prerequisites(conn)
+        state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
+        try:
+            apply_file(conn, migration)
+            conn.commit()
+        except ApplyError as error:
+            conn.rollback()
+            state.error = error
+    return state

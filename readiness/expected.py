@@ -1,0 +1,201 @@
+"""What migration 0024 must create, from the readiness report. A DBA reviews this file against it.
+
+Never derived from the migration under test: the migration is checked against this file.
+Report sections are cited beside each group; columns the report does not name are the
+project's design (README, "The schema") and are marked `design`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    label: str  # as the report's blocking issues name it
+    check: str  # the report's production readiness check it decides
+    kind: str  # "table" or "schema"
+    name: str
+
+
+# Report, Recommendations, Steps 1-2: what must exist before 0024 runs, in the report's order.
+PREREQUISITES = (
+    Prerequisite("organization table", "Schema prerequisites exist", "table", "public.organization"),
+    Prerequisite("auth schema", "Auth infrastructure exists", "schema", "auth"),
+    Prerequisite("auth.users_extended table", "User mapping table exists", "table", "auth.users_extended"),
+)
+# Report, Recommendations, Step 3: the table migration 0023 creates.
+MIGRATION_0023_TABLE = "public.sync_connection"
+
+# Report, section 5: names and labels, in order.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "sync_type": ("woocommerce", "odoo", "shopify", "custom"),
+    "sync_action": (
+        "preview_delta", "sync_start", "sync_complete", "batch_process",
+        "error_recovery", "manual_trigger", "scheduled_run", "partial_resume",
+    ),
+    "sync_entity_type": (
+        "customer", "product", "order", "invoice", "supplier", "inventory", "category", "attribute",
+    ),
+    "sync_status_type": (
+        "pending", "in_progress", "completed", "completed_with_errors",
+        "failed", "cancelled", "paused", "timeout",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    type: str  # format_type() of the column
+    nullable: bool
+    default: str | None = None  # pg_get_expr() of the default
+
+
+UUID_PK = Column("uuid", False, "gen_random_uuid()")
+ORG_ID = Column("uuid", False)  # report, section 6: REFERENCES organization(id) ON DELETE CASCADE
+USER_REF = Column("uuid", True)  # report, section 6: REFERENCES auth.users_extended(id) ON DELETE SET NULL
+CREATED_NOW = Column("timestamp with time zone", False, "now()")
+EMPTY_JSON = Column("jsonb", False, "'{}'::jsonb")
+
+TABLES: dict[str, dict[str, Column]] = {
+    "sync_preview_cache": {
+        "id": UUID_PK,
+        "org_id": ORG_ID,
+        "sync_type": Column("sync_type", False),  # index org_type
+        "entity_type": Column("sync_entity_type", False),  # design
+        "cache_key": Column("text", True),  # index key: WHERE cache_key IS NOT NULL
+        "delta_summary": EMPTY_JSON,  # design
+        "delta_data": Column("jsonb", True),  # design
+        "computed_by": USER_REF,
+        "computed_at": CREATED_NOW,
+        "expires_at": Column("timestamp with time zone", False, "(now() + '01:00:00'::interval)"),
+    },
+    "sync_progress": {
+        "id": UUID_PK,
+        "org_id": ORG_ID,
+        "sync_id": Column("uuid", False),  # index org_sync
+        "job_id": Column("text", False),  # index org_job
+        "sync_type": Column("sync_type", False),  # design
+        "entity_type": Column("sync_entity_type", False),  # index entity
+        "status": Column("sync_status_type", False, "'pending'::sync_status_type"),  # design
+        "total_items": Column("integer", True),  # validate_sync_progress_totals(); NULL = not known yet
+        "processed_items": Column("integer", False, "0"),
+        "failed_items": Column("integer", False, "0"),
+        "started_at": CREATED_NOW,  # index entity
+        "updated_at": CREATED_NOW,  # update_sync_progress_timestamp()
+        "completed_at": Column("timestamp with time zone", True),  # index active
+        "elapsed_seconds": Column("numeric(14,3)", True),  # update_sync_progress_elapsed()
+        "items_per_second": Column("numeric(14,3)", True),  # update_sync_progress_elapsed()
+        "initiated_by": USER_REF,
+        "error_message": Column("text", True),  # design
+        "metadata": EMPTY_JSON,  # design
+    },
+    "sync_activity_log": {
+        "id": Column("uuid", False, "gen_random_uuid()"),
+        "org_id": ORG_ID,
+        "sync_id": Column("uuid", True),  # index sync_id
+        "user_id": USER_REF,
+        "action": Column("sync_action", False),  # index action
+        "entity_type": Column("sync_entity_type", True),  # index entity
+        "status": Column("sync_status_type", False),  # index status
+        "message": Column("text", True),  # design
+        "details": EMPTY_JSON,  # design
+        "created_at": CREATED_NOW,  # partition key
+    },
+}
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "sync_preview_cache": ("id",),
+    "sync_progress": ("id",),
+    # A partitioned table's primary key must contain the partition key.
+    "sync_activity_log": ("id", "created_at"),
+}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    column: str
+    references: str  # schema-qualified table
+    on_delete: str  # CASCADE, SET NULL, ...
+
+
+# Report, section 6.
+FOREIGN_KEYS: dict[str, frozenset[ForeignKey]] = {
+    "sync_preview_cache": frozenset({
+        ForeignKey("org_id", "public.organization", "CASCADE"),
+        ForeignKey("computed_by", "auth.users_extended", "SET NULL"),
+    }),
+    "sync_progress": frozenset({
+        ForeignKey("org_id", "public.organization", "CASCADE"),
+        ForeignKey("initiated_by", "auth.users_extended", "SET NULL"),
+    }),
+    "sync_activity_log": frozenset({
+        ForeignKey("org_id", "public.organization", "CASCADE"),
+        ForeignKey("user_id", "auth.users_extended", "SET NULL"),
+    }),
+}
+
+# Report, section 3 heading and the issue: sync_activity_log is partitioned by range on its
+# creation time, with partitions covering now and a default partition.
+PARTITIONED: dict[str, tuple[str, str]] = {"sync_activity_log": ("range", "created_at")}
+
+
+@dataclass(frozen=True)
+class Index:
+    table: str
+    columns: tuple[str, ...]  # with " DESC" where the report writes DESC
+    predicate: str | None = None  # pg_get_expr() of the partial index predicate
+    unique: bool = False
+    method: str = "btree"
+
+
+# Report, section 3: the 15 indexes.
+INDEXES: dict[str, Index] = {
+    "idx_sync_preview_cache_org_type": Index("sync_preview_cache", ("org_id", "sync_type")),
+    "idx_sync_preview_cache_expires": Index("sync_preview_cache", ("expires_at",)),
+    "idx_sync_preview_cache_computed": Index("sync_preview_cache", ("computed_at DESC",)),
+    "idx_sync_preview_cache_key": Index("sync_preview_cache", ("cache_key",), "(cache_key IS NOT NULL)"),
+    "idx_sync_progress_org_job": Index("sync_progress", ("org_id", "job_id")),
+    "idx_sync_progress_org_sync": Index("sync_progress", ("org_id", "sync_id")),
+    "idx_sync_progress_active": Index("sync_progress", ("org_id", "updated_at DESC"), "(completed_at IS NULL)"),
+    "idx_sync_progress_updated": Index("sync_progress", ("org_id", "updated_at DESC")),
+    "idx_sync_progress_entity": Index("sync_progress", ("org_id", "entity_type", "started_at DESC")),
+    "idx_sync_activity_log_org_created": Index("sync_activity_log", ("org_id", "created_at DESC")),
+    "idx_sync_activity_log_user": Index("sync_activity_log", ("user_id", "created_at DESC")),
+    "idx_sync_activity_log_entity": Index("sync_activity_log", ("org_id", "entity_type", "created_at DESC")),
+    "idx_sync_activity_log_action": Index("sync_activity_log", ("action", "created_at DESC")),
+    "idx_sync_activity_log_status": Index("sync_activity_log", ("status", "created_at DESC")),
+    "idx_sync_activity_log_sync_id": Index("sync_activity_log", ("sync_id", "created_at DESC")),
+}
+
+# Report, section 4 and the rollback script (section 8).
+FUNCTIONS = (
+    "auto_cleanup_preview_cache",
+    "update_sync_progress_elapsed",
+    "validate_sync_progress_totals",
+    "update_sync_progress_timestamp",
+    "auto_log_sync_activity_on_progress_change",
+)
+TRIGGERS = (
+    "sync_progress_update_elapsed",
+    "sync_progress_validate_totals",
+    "sync_progress_update_timestamp",
+    "sync_progress_log_completion",
+)
+
+# Report, section 2: table -> the 12 policies and their commands.
+POLICIES: dict[str, dict[str, str]] = {
+    "sync_preview_cache": {
+        "preview_cache_select": "SELECT", "preview_cache_insert": "INSERT",
+        "preview_cache_update": "UPDATE", "preview_cache_delete": "DELETE",
+    },
+    "sync_progress": {
+        "sync_progress_select": "SELECT", "sync_progress_insert": "INSERT",
+        "sync_progress_update": "UPDATE", "sync_progress_delete": "DELETE",
+    },
+    "sync_activity_log": {
+        "sync_activity_log_select": "SELECT", "sync_activity_log_insert": "INSERT",
+        "sync_activity_log_update": "UPDATE", "sync_activity_log_delete": "DELETE",
+    },
+}

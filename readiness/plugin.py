@@ -1,0 +1,153 @@
+"""pytest wiring of the sign-off: options, outcome collection, reports and the exit status.
+
+A readiness run (`pytest -m readiness`) exits 0 only when the verdict is APPROVED; any other
+run exits by its tests' outcomes. Every run writes, under --report-dir, readiness.html,
+signoff.json and junit.xml.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+import pytest
+
+from readiness import PROJECT_ROOT
+from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from readiness.render import signoff_html, terminal_table
+from readiness.signoff import (
+    BLOCKED,
+    BLOCKED_PREFIX,
+    FAILED,
+    NA_PREFIX,
+    NOT_APPLICABLE,
+    PASSED,
+    SIGNOFF_KEY,
+    SKIPPED,
+    Issue,
+    SignOff,
+    TestOutcome,
+)
+
+EXIT_NOT_APPROVED = 1
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("readiness", "migration 0024 readiness")
+    group.addoption("--migration", type=Path, default=DEFAULT_MIGRATION, help="migration 0024 file under test")
+    group.addoption("--rollback", type=Path, default=DEFAULT_ROLLBACK, help="rollback file of 0024 under test")
+    group.addoption("--report-dir", type=Path, default=PROJECT_ROOT / "reports", help="where reports are written")
+    group.addoption("--pg-major", type=int, default=17, help="PostgreSQL major the server must be (default 17)")
+    group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
+    group.addoption("--statement-timeout", type=int, default=120_000, help="statement_timeout in ms")
+
+
+def is_readiness_run(config: pytest.Config) -> bool:
+    return (config.getoption("markexpr") or "").strip() == "readiness"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for option in ("migration", "rollback"):
+        path = config.getoption(option).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--{option} file not found: {path}. Give the path of an existing .sql file.")
+        setattr(config.option, option, path)
+    report_dir = config.getoption("report_dir").resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    config.option.report_dir = report_dir
+    # Before pytest-html and junitxml read them: the reports land beside signoff.json.
+    if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+        config.option.htmlpath = str(report_dir / "readiness.html")
+        config.option.self_contained_html = True
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(report_dir / "junit.xml")
+    signoff = SignOff(config.option.migration, config.option.rollback)
+    config.stash[SIGNOFF_KEY] = signoff
+    config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlSignOff(signoff), "readiness-html")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "setup":
+        doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
+        report.user_properties.append(("description", (doc or item.name).strip().splitlines()[0]))
+        marker = item.get_closest_marker("check")
+        if marker:
+            report.user_properties.append(("check", marker.args[0]))
+
+
+def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(BLOCKED_PREFIX):
+            return BLOCKED, reason.removeprefix(BLOCKED_PREFIX)
+        if reason.startswith(NA_PREFIX):
+            return NOT_APPLICABLE, reason.removeprefix(NA_PREFIX)
+        return SKIPPED, reason
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr)
+        return FAILED, message.removeprefix("AssertionError: ").split("\nassert ")[0].strip()
+    if report.when == "call":
+        return PASSED, ""
+    return None
+
+
+class SignOffReporter:
+    """Gathers every test's outcome into the sign-off and writes it out at the end."""
+
+    def __init__(self, config: pytest.Config, signoff: SignOff):
+        self.config = config
+        self.signoff = signoff
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = _outcome(report)
+        if outcome is None:
+            return
+        properties = dict(report.user_properties)
+        issues = [Issue(**value) for key, value in report.user_properties if key == "blocking_issue"]
+        self.signoff.record(
+            TestOutcome(report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues)
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # xdist workers report to the controller, which writes the sign-off
+        report_dir: Path = self.config.option.report_dir
+        (report_dir / "signoff.json").write_text(json.dumps(self.signoff.to_json(), indent=2) + "\n")
+        if is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
+            session.exitstatus = EXIT_NOT_APPROVED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        terminalreporter.section("migration 0024 readiness sign-off")
+        for line in terminal_table(self.signoff):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"reports: {self.config.option.report_dir}/ readiness.html signoff.json junit.xml")
+
+
+class HtmlSignOff:
+    """pytest-html hooks: the sign-off on top of the report, each test's docstring in its row."""
+
+    def __init__(self, signoff: SignOff):
+        self.signoff = signoff
+
+    def pytest_html_report_title(self, report) -> None:  # type: ignore[no-untyped-def]
+        report.title = "Migration 0024 Production Readiness"
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:  # type: ignore[no-untyped-def]
+        rollback = self.signoff.rollback
+        prefix.append(signoff_html(self.signoff, rollback.read_text(encoding="utf-8") if rollback.is_file() else ""))
+
+    def pytest_html_results_table_header(self, cells) -> None:  # type: ignore[no-untyped-def]
+        cells.insert(2, "<th>Check</th>")
+
+    def pytest_html_results_table_row(self, report, cells) -> None:  # type: ignore[no-untyped-def]
+        cells.insert(2, f"<td>{escape(dict(report.user_properties).get('description', ''))}</td>")

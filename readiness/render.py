@@ -1,0 +1,94 @@
+"""The sign-off as a person reads it: the top of the HTML report and the terminal table."""
+
+from __future__ import annotations
+
+from html import escape
+
+from readiness.signoff import SignOff
+
+STATUS_COLOURS = {
+    "PASS": "#1a7f37", "FAIL": "#cf222e", "BLOCKED": "#bc4c00", "N/A": "#57606a", "NOT RUN": "#8250df",
+    "APPROVED": "#1a7f37", "NOT APPROVED": "#cf222e",
+}
+MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}
+STYLE = """
+<style>
+.signoff { font-family: sans-serif; max-width: 72em; }
+.signoff table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.signoff th, .signoff td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
+.signoff .status { font-weight: bold; color: white; border-radius: 3px; padding: 1px 6px; white-space: nowrap; }
+.signoff .verdict { font-size: 1.6em; font-weight: bold; padding: 0.4em 0.8em; color: white; display: inline-block; }
+.signoff pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+</style>
+"""
+
+
+def badge(status: str) -> str:
+    colour = STATUS_COLOURS.get(status, "#57606a")
+    return f'<span class="status" style="background:{colour}">{escape(status)}</span>'
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
+    verdict = signoff.verdict
+    parts = [
+        STYLE,
+        '<div class="signoff" id="signoff">',
+        "<h2>Migration 0024 Production Readiness Sign-Off</h2>",
+        f'<div class="verdict" id="verdict" style="background:{STATUS_COLOURS[verdict]}">'
+        f"Production Deployment Authorization: {escape(verdict)}</div>",
+        "<h3>Summary</h3>",
+        table(
+            ["Validation Task", "Status", "Pass/Fail", "Comments"],
+            [
+                [f"{t.number}. {escape(t.name)}", badge(t.status), escape(MARKS[t.status]), escape(t.comments)]
+                for t in signoff.tasks
+            ],
+        ),
+        "<h3>Blocking Issues</h3>",
+        table(
+            ["Severity", "Issue", "Location"],
+            [[badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"] for i in signoff.blocking_issues],
+        )
+        if signoff.blocking_issues
+        else "<p>None.</p>",
+        "<h3>Production Readiness Checks</h3>",
+        table(["Check", "Status"], [[escape(name), badge(status)] for name, status in signoff.checks.items()]),
+        "<h3>Gating Criteria</h3>",
+        "<ul>"
+        + "".join(f"<li>[{'x' if met else ' '}] {escape(name)}</li>" for name, met in signoff.gating_criteria)
+        + "</ul>",
+        "<h3>Environment</h3>",
+        table(["Item", "Value"], [[escape(k), f"<code>{escape(str(v))}</code>"] for k, v in environment(signoff)]),
+        f"<details><summary>Rollback procedure ({escape(str(signoff.rollback))})</summary>"
+        f"<pre>{escape(rollback_sql)}</pre></details>",
+        "</div>",
+    ]
+    return "\n".join(parts)
+
+
+def environment(signoff: SignOff) -> list[tuple[str, str]]:
+    data = signoff.to_json()
+    migration, rollback = data["migration"], data["rollback"]
+    return [
+        ("Server version", str(data["server_version"])),
+        ("Migration", f"{migration['path']}  sha256 {migration['sha256']}"),  # type: ignore[index]
+        ("Rollback", f"{rollback['path']}  sha256 {rollback['sha256']}"),  # type: ignore[index]
+        *((key, value) for key, value in signoff.environment.items() if key != "server_version"),
+    ]
+
+
+def terminal_table(signoff: SignOff) -> list[str]:
+    width = max(len(t.name) for t in signoff.tasks) + 4
+    lines = [f"{'Validation Task':<{width}} {'Status':<8} Comments"]
+    for task in signoff.tasks:
+        lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
+    for issue in signoff.blocking_issues:
+        lines.append(f"{issue.severity}: {issue.message} ({issue.location})")
+    lines.append(f"OVERALL STATUS: {signoff.verdict}")
+    return lines

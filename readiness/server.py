@@ -1,0 +1,115 @@
+"""Find PostgreSQL 17 and run it through pytest-postgresql's executor, as root too.
+
+Discovery order: an explicit pg_ctl (--postgresql-exec or READINESS_PG_CTL), then the
+binaries the project installs (readiness.install), then `pg_config --bindir`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from port_for import get_port
+from pytest_postgresql.executors import PostgreSQLExecutor
+
+from readiness import install
+from readiness.errors import ReadinessUsageError
+
+REQUIRED_MAJOR = 17
+PG_CTL_ENV = "READINESS_PG_CTL"
+# Durability is irrelevant for a throw-away cluster; these make loading data fast.
+FAST_SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+HOW_TO_GET_17 = (
+    "Run `make setup` (or `python -m readiness.install`) to install PostgreSQL 17 into the project, "
+    "or point --postgresql-exec / READINESS_PG_CTL at a PostgreSQL 17 pg_ctl."
+)
+
+
+def find_pg_ctl(explicit: str | None) -> Path:
+    """The pg_ctl to use, in the documented discovery order."""
+    candidates: list[tuple[str, Path]] = []
+    if explicit:
+        candidates.append(("--postgresql-exec", Path(explicit)))
+    elif os.environ.get(PG_CTL_ENV):
+        candidates.append((PG_CTL_ENV, Path(os.environ[PG_CTL_ENV])))
+    else:
+        candidates.append(("project install", install.bindir(REQUIRED_MAJOR) / "pg_ctl"))
+        pg_config = shutil.which("pg_config")
+        if pg_config:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0:
+                candidates.append(("pg_config", Path(out.stdout.strip()) / "pg_ctl"))
+    for origin, path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        if origin != "project install" and origin != "pg_config":
+            raise ReadinessUsageError(f"pg_ctl given by {origin} does not exist or is not executable: {path}")
+    raise ReadinessUsageError(f"No PostgreSQL server binaries found. {HOW_TO_GET_17}")
+
+
+def server_version(pg_ctl: Path) -> str:
+    """'17.10' from `pg_ctl --version`."""
+    out = subprocess.run([str(pg_ctl), "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"(\d+)(?:\.(\d+))?", out.stdout)
+    if out.returncode != 0 or match is None:
+        raise ReadinessUsageError(f"Cannot read the version of {pg_ctl}: {out.stderr.strip() or out.stdout}")
+    return match.group(0)
+
+
+def check_major(version: str, required: int, origin: str) -> None:
+    found = int(version.split(".")[0])
+    if found != required:
+        raise ReadinessUsageError(
+            f"{origin} is PostgreSQL {version}, but migration 0024 targets PostgreSQL {required}. "
+            f"{HOW_TO_GET_17} To run on another major on purpose, pass --pg-major {found}."
+        )
+
+
+def run_as_server_user(pg_ctl: Path, workdir: Path) -> Path:
+    """As root, a pg_ctl wrapper that runs the real one as the unprivileged server user."""
+    if os.geteuid() != 0:
+        return pg_ctl
+    user = install.ensure_server_user()
+    real = install.bindir_for_server_user(pg_ctl.parent) / "pg_ctl"
+    wrapper = workdir / "pg_ctl"
+    wrapper.write_text(f'#!/bin/sh\nexec runuser -u {user} -- "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    shutil.chown(workdir, user=user)
+    return wrapper
+
+
+@contextmanager
+def ephemeral_server(pg_ctl: Path, keep_log: Path | None = None) -> Iterator[PostgreSQLExecutor]:
+    """A throw-away cluster on a free port; its server log is copied to `keep_log` at the end."""
+    workdir = Path(tempfile.mkdtemp(prefix="readiness-pg-"))
+    workdir.chmod(0o755)
+    executable = run_as_server_user(pg_ctl, workdir)
+    executor = PostgreSQLExecutor(
+        executable=str(executable),
+        host="127.0.0.1",
+        port=get_port(None),
+        datadir=str(workdir / "data"),
+        unixsocketdir=str(workdir),
+        logfile=str(workdir / "postgresql.log"),
+        startparams="-w",
+        dbname="readiness",
+        user="postgres",
+        postgres_options=FAST_SERVER_OPTIONS,
+    )
+    try:
+        executor.start()
+        yield executor
+    finally:
+        if executor.running():
+            executor.stop()
+        if keep_log is not None and Path(executor.logfile).is_file():
+            keep_log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(executor.logfile, keep_log)
+        shutil.rmtree(workdir, ignore_errors=True)

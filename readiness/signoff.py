@@ -1,0 +1,200 @@
+"""Task verdicts gathered from test outcomes, and the overall sign-off.
+
+A test belongs to the task its module is numbered for (tests/test_05_enums.py -> task 5).
+A test skipped with a reason starting "BLOCKED:" counts as blocked, "N/A:" as not applicable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TASK_NAMES = {
+    1: "Schema Validation",
+    2: "RLS Policy Validation",
+    3: "Index Performance",
+    4: "Trigger Functions",
+    5: "Enum Types",
+    6: "Integration Points",
+    7: "Production Readiness",
+    8: "Rollback Procedure",
+}
+# The report allows N/A for the rollback of a migration that was never applied.
+NA_ALLOWED = frozenset({8})
+BLOCKED_PREFIX = "BLOCKED: "
+NA_PREFIX = "N/A: "
+_TASK_MODULE = re.compile(r"(?:^|/)test_0(\d)_\w+\.py::")
+
+PASSED, FAILED, BLOCKED, NOT_APPLICABLE, SKIPPED = "passed", "failed", "blocked", "n/a", "skipped"
+_COUNTERS = {PASSED: "passed", FAILED: "failed", BLOCKED: "blocked", NOT_APPLICABLE: "not_applicable"}
+_SEVERITY = {FAILED: 0, BLOCKED: 1, NOT_APPLICABLE: 2}
+
+
+def task_of(nodeid: str) -> int | None:
+    match = _TASK_MODULE.search(nodeid)
+    return int(match.group(1)) if match else None
+
+
+def sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Issue:
+    severity: str  # CRITICAL, HIGH
+    message: str
+    location: str
+
+
+@dataclass
+class TestOutcome:
+    nodeid: str
+    outcome: str
+    message: str = ""
+    description: str = ""
+    check: str | None = None  # the report's "Production Readiness" row this test decides
+    issues: list[Issue] = field(default_factory=list)
+
+
+@dataclass
+class TaskResult:
+    number: int
+    name: str
+    passed: int = 0
+    failed: int = 0
+    blocked: int = 0
+    not_applicable: int = 0
+    comments: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "FAIL"
+        if self.blocked:
+            return "BLOCKED"
+        if self.passed:
+            return "PASS"
+        if self.not_applicable:
+            return "N/A"
+        return "NOT RUN"
+
+    @property
+    def acceptable(self) -> bool:
+        return self.status == "PASS" or (self.status == "N/A" and self.number in NA_ALLOWED)
+
+
+@dataclass
+class SignOff:
+    migration: Path
+    rollback: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+
+    def record(self, outcome: TestOutcome) -> None:
+        """Keep the worst outcome of a test's phases (setup, call, teardown)."""
+        previous = self.outcomes.get(outcome.nodeid)
+        if previous is None or previous.outcome == PASSED or outcome.outcome == FAILED:
+            self.outcomes[outcome.nodeid] = outcome
+
+    @property
+    def tasks(self) -> list[TaskResult]:
+        results = {number: TaskResult(number, name) for number, name in TASK_NAMES.items()}
+        # A task's comment is its worst test's message: a failure before a block before an N/A.
+        worst: dict[int, tuple[int, str]] = {}
+        for test in self.outcomes.values():
+            number = task_of(test.nodeid)
+            if number is None or test.outcome == SKIPPED:
+                continue
+            task = results[number]
+            counter = _COUNTERS[test.outcome]
+            setattr(task, counter, getattr(task, counter) + 1)
+            rank = _SEVERITY.get(test.outcome)
+            if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
+                worst[number] = (rank, test.message)
+        for number, task in results.items():
+            task.comments = worst[number][1] if number in worst else _summary(task)
+        return list(results.values())
+
+    @property
+    def verdict(self) -> str:
+        return "APPROVED" if all(task.acceptable for task in self.tasks) else "NOT APPROVED"
+
+    @property
+    def blocking_issues(self) -> list[Issue]:
+        issues: list[Issue] = []
+        for test in self.outcomes.values():
+            if test.outcome != FAILED or task_of(test.nodeid) is None:
+                continue
+            issues.extend(test.issues or [Issue("HIGH", test.message, test.nodeid)])
+        not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
+        if not_run:
+            issues.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/"))
+        severity_rank = {"CRITICAL": 0, "HIGH": 1}
+        return sorted(dict.fromkeys(issues), key=lambda issue: severity_rank.get(issue.severity, 2))
+
+    @property
+    def checks(self) -> dict[str, str]:
+        """The report's production readiness rows: PASS only if every test deciding it passed."""
+        rows: dict[str, str] = {}
+        for test in self.outcomes.values():
+            if test.check is None:
+                continue
+            status = {PASSED: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.outcome, "NOT RUN")
+            rank = ["FAIL", "BLOCKED", "NOT RUN", "PASS"]
+            if test.check not in rows or rank.index(status) < rank.index(rows[test.check]):
+                rows[test.check] = status
+        return rows
+
+    @property
+    def gating_criteria(self) -> list[tuple[str, bool]]:
+        tasks = self.tasks
+        checks = self.checks
+        prerequisites = [status for name, status in checks.items() if name in PREREQUISITE_CHECKS]
+        return [
+            ("All 8 validation tasks attempted", all(task.status != "NOT RUN" for task in tasks)),
+            ("All prerequisites installed", bool(prerequisites) and all(s == "PASS" for s in prerequisites)),
+            ("Migration can execute", checks.get("Migration can execute") == "PASS"),
+            ("No task failed or blocked", all(task.status not in ("FAIL", "BLOCKED") for task in tasks)),
+            ("Application deployment ready", self.verdict == "APPROVED"),
+        ]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict,
+            "server_version": self.environment.get("server_version", "unknown"),
+            "migration": {"path": str(self.migration), "sha256": sha256(self.migration)},
+            "rollback": {"path": str(self.rollback), "sha256": sha256(self.rollback)},
+            "tasks": [
+                {
+                    "number": task.number,
+                    "name": task.name,
+                    "status": task.status,
+                    "passed": task.passed,
+                    "failed": task.failed,
+                    "blocked": task.blocked,
+                    "comments": task.comments,
+                }
+                for task in self.tasks
+            ],
+            "blocking_issues": [issue.__dict__ for issue in self.blocking_issues],
+            "readiness_checks": self.checks,
+            "gating_criteria": dict(self.gating_criteria),
+            "environment": self.environment,
+        }
+
+
+PREREQUISITE_CHECKS = ("Schema prerequisites exist", "Auth infrastructure exists", "User mapping table exists")
+
+
+def _summary(task: TaskResult) -> str:
+    if task.status == "NOT RUN":
+        return "no check of this task ran"
+    return f"{task.passed} checks passed"
+
+
+# Where the run keeps its sign-off (config.stash); fixtures add the environment to it.
+SIGNOFF_KEY = pytest.StashKey[SignOff]()
