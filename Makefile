@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup readiness test lint bench clean
+.PHONY: setup readiness test lint-only bench-isolation clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 readiness: setup
 	$(PYTEST) -m readiness
 
-test: setup
+test: setup lint-only
 	$(PYTEST) --report-dir reports/test
 
 lint: setup
@@ -27,3 +27,9 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*
+
+bench-isolation: setup
+	$(PY) bench/isolation.py 20
+
+lint-only: $(VENV)/.installed
+	$(VENV)/bin/ruff check readiness tests conftest.py bench

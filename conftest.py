@@ -14,13 +14,12 @@ from readiness.database import MigrationState, Timeouts, connect, create_ephemer
 from readiness.errors import ReadinessUsageError
 from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY
 
-pytest_plugins = ["readiness.plugin"]
-
 EXIT_USAGE_ERROR = 4
 
 
 @pytest.fixture(scope="session")
 def timeouts(pytestconfig: pytest.Config) -> Timeouts:
+    """lock_timeout and statement_timeout for every connection the suite opens."""
     return Timeouts(pytestconfig.getoption("lock_timeout"), pytestconfig.getoption("statement_timeout"))
 
 
@@ -51,6 +50,7 @@ def migration_state(pg_server: PostgreSQLExecutor, pytestconfig: pytest.Config, 
 
 @pytest.fixture(scope="session")
 def session_connection(migration_state: MigrationState, timeouts: Timeouts) -> Iterator[psycopg.Connection]:
+    """One connection for the whole run; each test's work on it is rolled back."""
     with connect(migration_state.conninfo, timeouts) as conn:
         yield conn
 

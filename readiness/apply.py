@@ -25,6 +25,8 @@ _NAMED_OBJECT = re.compile(r'(?:relation|type|function|schema|column) "([^"]+)"'
 
 @dataclass(frozen=True)
 class Statement:
+    """One statement of a SQL file, as PostgreSQL's parser splits it."""
+
     path: Path
     text: str
     offset: int  # character offset of the statement's first token in the file
@@ -37,6 +39,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class Location:
+    """A place in a SQL file, printed as file:line:column."""
+
     path: Path
     line: int
     column: int
@@ -57,11 +61,13 @@ class ApplyError(Exception):
 
 
 def location_of(path: Path, source: str, offset: int) -> Location:
+    """The 1-based line and column of a character offset in `source`."""
     before = source[:offset]
     return Location(path, before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
 
 
 def read_sql(path: Path) -> str:
+    """The text of a SQL file; a missing file is a usage error naming it."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -80,10 +86,16 @@ def split(path: Path) -> list[Statement]:
         raise ApplyError(location, line, message, "42601") from None
     statements = []
     for raw in raw_statements:
-        chunk = source[raw.stmt_location : raw.stmt_location + raw.stmt_len] if raw.stmt_len else source[raw.stmt_location :]
+        chunk = (
+            source[raw.stmt_location : raw.stmt_location + raw.stmt_len]
+            if raw.stmt_len
+            else source[raw.stmt_location :]
+        )
         # skip the comments and blank lines that pglast counts as part of the statement
         lead = next(token.start for token in parser.scan(chunk) if token.name not in COMMENTS)
-        statements.append(Statement(path, chunk[lead:].rstrip().rstrip(";"), raw.stmt_location + lead, type(raw.stmt).__name__))
+        statements.append(
+            Statement(path, chunk[lead:].rstrip().rstrip(";"), raw.stmt_location + lead, type(raw.stmt).__name__)
+        )
     return statements
 
 
@@ -116,6 +128,8 @@ def apply_file(conn: psycopg.Connection, path: Path) -> int:
                 cur.execute(sql.SQL(statement.text))  # type: ignore[arg-type]
         except psycopg.Error as error:
             location = location_of(path, source, statement.offset + error_offset(statement, error))
-            raise ApplyError(location, statement.first_line, error.diag.message_primary or str(error), error.sqlstate) from None
+            raise ApplyError(
+                location, statement.first_line, error.diag.message_primary or str(error), error.sqlstate
+            ) from None
         count += 1
     return count

@@ -26,6 +26,8 @@ APPLICATION_NAME = "readiness-0024"
 
 @dataclass(frozen=True)
 class Timeouts:
+    """Per-connection limits: the suite waits for no lock and runs no statement forever."""
+
     lock_ms: int = 2000
     statement_ms: int = 120_000
 
@@ -34,6 +36,7 @@ class Timeouts:
 
 
 def connect(conninfo: str, timeouts: Timeouts, **kwargs: object) -> psycopg.Connection:
+    """A connection with the suite's timeouts and application_name."""
     return psycopg.connect(
         conninfo, options=timeouts.options(), application_name=APPLICATION_NAME, connect_timeout=10, **kwargs
     )
@@ -63,6 +66,7 @@ class MigrationState:
 
 
 def prerequisite_exists(conn: psycopg.Connection, prerequisite: expected.Prerequisite) -> bool:
+    """Whether a prerequisite table or schema exists."""
     if prerequisite.kind == "schema":
         return catalog.schema_exists(conn, prerequisite.name)
     return catalog.relation_exists(conn, prerequisite.name)
@@ -85,6 +89,7 @@ def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migrat
 
 
 def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> MigrationState:
+    """Record the prerequisites and 0023, then apply `migration` and commit it or record its failure."""
     state = MigrationState(conninfo, migration)
     with connect(conninfo, timeouts) as conn:
         state.missing_prerequisites = missing_prerequisites(conn)

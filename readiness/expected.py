@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class Prerequisite:
+    """Something the report requires before 0024 runs."""
+
     label: str  # as the report's blocking issues name it
     check: str  # the report's production readiness check it decides
     kind: str  # "table" or "schema"
@@ -32,24 +33,50 @@ MIGRATION_0023_TABLE = "public.sync_connection"
 ENUMS: dict[str, tuple[str, ...]] = {
     "sync_type": ("woocommerce", "odoo", "shopify", "custom"),
     "sync_action": (
-        "preview_delta", "sync_start", "sync_complete", "batch_process",
-        "error_recovery", "manual_trigger", "scheduled_run", "partial_resume",
+        "preview_delta",
+        "sync_start",
+        "sync_complete",
+        "batch_process",
+        "error_recovery",
+        "manual_trigger",
+        "scheduled_run",
+        "partial_resume",
     ),
     "sync_entity_type": (
-        "customer", "product", "order", "invoice", "supplier", "inventory", "category", "attribute",
+        "customer",
+        "product",
+        "order",
+        "invoice",
+        "supplier",
+        "inventory",
+        "category",
+        "attribute",
     ),
     "sync_status_type": (
-        "pending", "in_progress", "completed", "completed_with_errors",
-        "failed", "cancelled", "paused", "timeout",
+        "pending",
+        "in_progress",
+        "completed",
+        "completed_with_errors",
+        "failed",
+        "cancelled",
+        "paused",
+        "timeout",
     ),
 }
 
 
 @dataclass(frozen=True)
 class Column:
+    """A column as the catalog describes it."""
+
     type: str  # format_type() of the column
     nullable: bool
     default: str | None = None  # pg_get_expr() of the default
+
+    def __str__(self) -> str:
+        return f"{self.type} {'NULL' if self.nullable else 'NOT NULL'}" + (
+            f" DEFAULT {self.default}" if self.default else ""
+        )
 
 
 UUID_PK = Column("uuid", False, "gen_random_uuid()")
@@ -115,25 +142,36 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class ForeignKey:
+    """A foreign key and its ON DELETE action."""
+
     column: str
     references: str  # schema-qualified table
     on_delete: str  # CASCADE, SET NULL, ...
 
+    def __str__(self) -> str:
+        return f"{self.column} REFERENCES {self.references} ON DELETE {self.on_delete}"
+
 
 # Report, section 6.
 FOREIGN_KEYS: dict[str, frozenset[ForeignKey]] = {
-    "sync_preview_cache": frozenset({
-        ForeignKey("org_id", "public.organization", "CASCADE"),
-        ForeignKey("computed_by", "auth.users_extended", "SET NULL"),
-    }),
-    "sync_progress": frozenset({
-        ForeignKey("org_id", "public.organization", "CASCADE"),
-        ForeignKey("initiated_by", "auth.users_extended", "SET NULL"),
-    }),
-    "sync_activity_log": frozenset({
-        ForeignKey("org_id", "public.organization", "CASCADE"),
-        ForeignKey("user_id", "auth.users_extended", "SET NULL"),
-    }),
+    "sync_preview_cache": frozenset(
+        {
+            ForeignKey("org_id", "public.organization", "CASCADE"),
+            ForeignKey("computed_by", "auth.users_extended", "SET NULL"),
+        }
+    ),
+    "sync_progress": frozenset(
+        {
+            ForeignKey("org_id", "public.organization", "CASCADE"),
+            ForeignKey("initiated_by", "auth.users_extended", "SET NULL"),
+        }
+    ),
+    "sync_activity_log": frozenset(
+        {
+            ForeignKey("org_id", "public.organization", "CASCADE"),
+            ForeignKey("user_id", "auth.users_extended", "SET NULL"),
+        }
+    ),
 }
 
 # Report, section 3 heading and the issue: sync_activity_log is partitioned by range on its
@@ -143,6 +181,8 @@ PARTITIONED: dict[str, tuple[str, str]] = {"sync_activity_log": ("range", "creat
 
 @dataclass(frozen=True)
 class Index:
+    """An index: its table, its key with sort directions, and its predicate."""
+
     table: str
     columns: tuple[str, ...]  # with " DESC" where the report writes DESC
     predicate: str | None = None  # pg_get_expr() of the partial index predicate
@@ -187,15 +227,21 @@ TRIGGERS = (
 # Report, section 2: table -> the 12 policies and their commands.
 POLICIES: dict[str, dict[str, str]] = {
     "sync_preview_cache": {
-        "preview_cache_select": "SELECT", "preview_cache_insert": "INSERT",
-        "preview_cache_update": "UPDATE", "preview_cache_delete": "DELETE",
+        "preview_cache_select": "SELECT",
+        "preview_cache_insert": "INSERT",
+        "preview_cache_update": "UPDATE",
+        "preview_cache_delete": "DELETE",
     },
     "sync_progress": {
-        "sync_progress_select": "SELECT", "sync_progress_insert": "INSERT",
-        "sync_progress_update": "UPDATE", "sync_progress_delete": "DELETE",
+        "sync_progress_select": "SELECT",
+        "sync_progress_insert": "INSERT",
+        "sync_progress_update": "UPDATE",
+        "sync_progress_delete": "DELETE",
     },
     "sync_activity_log": {
-        "sync_activity_log_select": "SELECT", "sync_activity_log_insert": "INSERT",
-        "sync_activity_log_update": "UPDATE", "sync_activity_log_delete": "DELETE",
+        "sync_activity_log_select": "SELECT",
+        "sync_activity_log_insert": "INSERT",
+        "sync_activity_log_update": "UPDATE",
+        "sync_activity_log_delete": "DELETE",
     },
 }

@@ -26,6 +26,7 @@ SHARED_ROOT = Path("/var/lib/readiness-postgresql")
 
 
 def package_name() -> str:
+    """The npm package of embedded PostgreSQL for this machine's architecture."""
     arch = NPM_ARCH.get(platform.machine())
     if arch is None:
         raise SystemExit(f"No embedded PostgreSQL package for machine {platform.machine()!r}.")
@@ -71,6 +72,7 @@ def ensure_server_user() -> str:
 
 
 def reachable_by_server_user(path: Path) -> bool:
+    """Whether the server's OS user can execute `path` (every parent directory searchable)."""
     return subprocess.run(["runuser", "-u", SERVER_OS_USER, "--", "test", "-x", str(path)]).returncode == 0
 
 
@@ -90,6 +92,7 @@ def bindir_for_server_user(bin_dir: Path) -> Path:
 
 
 def main() -> int:
+    """Install the majors given as arguments (default 17); as root, prepare the server user."""
     majors = [int(arg) for arg in sys.argv[1:]] or [17]
     for major in majors:
         bin_dir = install(major)

@@ -25,9 +25,9 @@ from readiness.signoff import (
     PASSED,
     SIGNOFF_KEY,
     SKIPPED,
+    CheckOutcome,
     Issue,
     SignOff,
-    TestOutcome,
 )
 
 EXIT_NOT_APPROVED = 1
@@ -114,7 +114,7 @@ class SignOffReporter:
         properties = dict(report.user_properties)
         issues = [Issue(**value) for key, value in report.user_properties if key == "blocking_issue"]
         self.signoff.record(
-            TestOutcome(report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues)
+            CheckOutcome(report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues)
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -150,4 +150,4 @@ class HtmlSignOff:
         cells.insert(2, "<th>Check</th>")
 
     def pytest_html_results_table_row(self, report, cells) -> None:  # type: ignore[no-untyped-def]
-        cells.insert(2, f"<td>{escape(dict(report.user_properties).get('description', ''))}</td>")
+        cells.insert(2, f"<td>{escape(dict(getattr(report, 'user_properties', [])).get('description', ''))}</td>")

@@ -7,8 +7,13 @@ from html import escape
 from readiness.signoff import SignOff
 
 STATUS_COLOURS = {
-    "PASS": "#1a7f37", "FAIL": "#cf222e", "BLOCKED": "#bc4c00", "N/A": "#57606a", "NOT RUN": "#8250df",
-    "APPROVED": "#1a7f37", "NOT APPROVED": "#cf222e",
+    "PASS": "#1a7f37",
+    "FAIL": "#cf222e",
+    "BLOCKED": "#bc4c00",
+    "N/A": "#57606a",
+    "NOT RUN": "#8250df",
+    "APPROVED": "#1a7f37",
+    "NOT APPROVED": "#cf222e",
 }
 MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}
 STYLE = """
@@ -24,17 +29,20 @@ STYLE = """
 
 
 def badge(status: str) -> str:
+    """A coloured status label."""
     colour = STATUS_COLOURS.get(status, "#57606a")
     return f'<span class="status" style="background:{colour}">{escape(status)}</span>'
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are HTML already escaped by the caller."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
+    """The sign-off section that opens the HTML report."""
     verdict = signoff.verdict
     parts = [
         STYLE,
@@ -53,7 +61,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "<h3>Blocking Issues</h3>",
         table(
             ["Severity", "Issue", "Location"],
-            [[badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"] for i in signoff.blocking_issues],
+            [
+                [badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"]
+                for i in signoff.blocking_issues
+            ],
         )
         if signoff.blocking_issues
         else "<p>None.</p>",
@@ -73,6 +84,7 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
 
 
 def environment(signoff: SignOff) -> list[tuple[str, str]]:
+    """Server, migration and rollback with their hashes, then what the fixtures recorded."""
     data = signoff.to_json()
     migration, rollback = data["migration"], data["rollback"]
     return [
@@ -84,6 +96,7 @@ def environment(signoff: SignOff) -> list[tuple[str, str]]:
 
 
 def terminal_table(signoff: SignOff) -> list[str]:
+    """The 8-task table, blocking issues and verdict printed at the end of the terminal output."""
     width = max(len(t.name) for t in signoff.tasks) + 4
     lines = [f"{'Validation Task':<{width}} {'Status':<8} Comments"]
     for task in signoff.tasks:

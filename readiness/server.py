@@ -64,6 +64,7 @@ def server_version(pg_ctl: Path) -> str:
 
 
 def check_major(version: str, required: int, origin: str) -> None:
+    """Refuse a server whose major is not `required`, saying what was found and how to get 17."""
     found = int(version.split(".")[0])
     if found != required:
         raise ReadinessUsageError(

@@ -35,23 +35,29 @@ _SEVERITY = {FAILED: 0, BLOCKED: 1, NOT_APPLICABLE: 2}
 
 
 def task_of(nodeid: str) -> int | None:
+    """The task number of a test from its module name, or None for tests of the suite itself."""
     match = _TASK_MODULE.search(nodeid)
     return int(match.group(1)) if match else None
 
 
 def sha256(path: Path) -> str | None:
+    """The SHA-256 of a file, or None when it does not exist."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 @dataclass(frozen=True)
 class Issue:
+    """A finding that blocks deployment."""
+
     severity: str  # CRITICAL, HIGH
     message: str
     location: str
 
 
 @dataclass
-class TestOutcome:
+class CheckOutcome:
+    """One test's outcome, as the sign-off counts it."""
+
     nodeid: str
     outcome: str
     message: str = ""
@@ -62,6 +68,8 @@ class TestOutcome:
 
 @dataclass
 class TaskResult:
+    """One validation task's counts and status."""
+
     number: int
     name: str
     passed: int = 0
@@ -89,12 +97,14 @@ class TaskResult:
 
 @dataclass
 class SignOff:
+    """Every outcome of a run, and what follows from them: tasks, verdict, issues, checks."""
+
     migration: Path
     rollback: Path
     environment: dict[str, str] = field(default_factory=dict)
-    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+    outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
 
-    def record(self, outcome: TestOutcome) -> None:
+    def record(self, outcome: CheckOutcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
         previous = self.outcomes.get(outcome.nodeid)
         if previous is None or previous.outcome == PASSED or outcome.outcome == FAILED:

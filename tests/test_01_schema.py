@@ -38,10 +38,16 @@ def test_migration_0024_applies_cleanly(migration_state: MigrationState, request
     """Every statement of the 0024 under test runs without error, after the prerequisites and 0023."""
     error = migration_state.error
     if error is not None:
-        request.node.user_properties.append((
-            "blocking_issue",
-            {"severity": "CRITICAL", "message": f"{error.statement} - {error.message}", "location": str(error.location)},
-        ))
+        request.node.user_properties.append(
+            (
+                "blocking_issue",
+                {
+                    "severity": "CRITICAL",
+                    "message": f"{error.statement} - {error.message}",
+                    "location": str(error.location),
+                },
+            )
+        )
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 
@@ -70,7 +76,9 @@ def test_primary_key(migrated: psycopg.Connection, table: str) -> None:
 def test_foreign_keys(migrated: psycopg.Connection, table: str) -> None:
     """Each table references organization ON DELETE CASCADE and auth.users_extended ON DELETE SET NULL."""
     found = catalog.foreign_keys(migrated, table)
-    assert found == expected.FOREIGN_KEYS[table], differences(f"foreign keys of {table}", expected.FOREIGN_KEYS[table], found)
+    assert found == expected.FOREIGN_KEYS[table], differences(
+        f"foreign keys of {table}", expected.FOREIGN_KEYS[table], found
+    )
 
 
 @pytest.mark.parametrize("table", TABLES)

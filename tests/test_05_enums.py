@@ -24,7 +24,9 @@ ENUM_COLUMNS = {
 def test_enum_labels_in_order(migrated: psycopg.Connection, enum: str) -> None:
     """Each enum has exactly the report's labels, in the report's order."""
     found = catalog.enum_labels(migrated, enum)
-    assert found == expected.ENUMS[enum], f"enum {enum}: expected labels {expected.ENUMS[enum]}, found {found or 'no such type'}"
+    assert found == expected.ENUMS[enum], (
+        f"enum {enum}: expected labels {expected.ENUMS[enum]}, found {found or 'no such type'}"
+    )
 
 
 def test_columns_typed_by_enums(migrated: psycopg.Connection) -> None:

@@ -1,0 +1,55 @@
+"""Fixtures for testing the suite itself: mutated copies of the migration and nested readiness runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from readiness import PROJECT_ROOT
+from readiness.database import DEFAULT_MIGRATION
+
+
+@dataclass(frozen=True)
+class ReadinessRun:
+    """A nested readiness run: its exit code, terminal output and signoff.json."""
+
+    exit_code: int
+    output: str
+    signoff: dict  # type: ignore[type-arg]
+
+    def task(self, number: int) -> dict:  # type: ignore[type-arg]
+        return next(task for task in self.signoff["tasks"] if task["number"] == number)
+
+    def statuses(self) -> dict[int, str]:
+        return {task["number"]: task["status"] for task in self.signoff["tasks"]}
+
+
+def mutate(old: str, new: str, source: str | None = None) -> str:
+    """The migration with `old` replaced by `new`; `old` must occur exactly once, so no mutation is a no-op."""
+    text = source if source is not None else DEFAULT_MIGRATION.read_text()
+    assert text.count(old) == 1, f"mutation target occurs {text.count(old)} times: {old!r}"
+    return text.replace(old, new)
+
+
+@pytest.fixture
+def readiness_run(tmp_path: Path) -> Callable[..., ReadinessRun]:
+    """Run `pytest -m readiness` in a subprocess on a given migration text; return its exit code and sign-off."""
+
+    def run(migration_text: str | None = None, *extra: str) -> ReadinessRun:
+        args = [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--report-dir={tmp_path / 'reports'}"]
+        if migration_text is not None:
+            migration = tmp_path / "0024_under_test.sql"
+            migration.write_text(migration_text)
+            args.append(f"--migration={migration}")  # one token: pytest must not take the path for a test path
+        result = subprocess.run([*args, *extra], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        signoff_path = tmp_path / "reports" / "signoff.json"
+        signoff = json.loads(signoff_path.read_text()) if signoff_path.is_file() else {}
+        return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff)
+
+    return run

@@ -1,0 +1,100 @@
+"""The suite rejects broken copies of 0024, naming what is wrong; it passes the sound one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.suite.conftest import mutate
+
+pytestmark = pytest.mark.suite
+
+
+def test_sound_migration_passes_filled_tasks_and_is_not_approved_until_all_run(readiness_run) -> None:
+    """The project's 0024: tasks 1 and 5 PASS, unfilled tasks NOT RUN, so NOT APPROVED and a non-zero exit."""
+    run = readiness_run()
+    assert run.statuses()[1] == "PASS" and run.statuses()[5] == "PASS", run.output
+    assert {n for n, status in run.statuses().items() if status == "NOT RUN"} == {2, 3, 4, 6, 7, 8}
+    assert run.signoff["verdict"] == "NOT APPROVED"
+    assert run.exit_code == 1
+    assert len(run.signoff["migration"]["sha256"]) == 64
+
+
+def test_dropped_enum_label_fails_task_5(readiness_run) -> None:
+    """An enum missing a label turns task 5 red, naming the enum and both label lists."""
+    run = readiness_run(mutate("'paused', 'timeout'", "'paused'"))
+    assert run.statuses()[5] == "FAIL", run.output
+    assert "enum sync_status_type" in run.task(5)["comments"]
+    assert "'timeout'" in run.task(5)["comments"]
+    assert run.statuses()[1] == "PASS"
+
+
+def test_flipped_fk_action_fails_task_1(readiness_run) -> None:
+    """An FK to auth.users_extended with CASCADE instead of SET NULL turns task 1 red, naming the key."""
+    run = readiness_run(
+        mutate(
+            "computed_by UUID REFERENCES auth.users_extended(id) ON DELETE SET NULL",
+            "computed_by UUID REFERENCES auth.users_extended(id) ON DELETE CASCADE",
+        )
+    )
+    assert run.statuses()[1] == "FAIL", run.output
+    assert "foreign keys of sync_preview_cache" in run.task(1)["comments"]
+    assert "unexpected computed_by REFERENCES auth.users_extended ON DELETE CASCADE" in run.task(1)["comments"]
+
+
+def test_dropped_column_fails_task_1(readiness_run) -> None:
+    """A table missing a column turns task 1 red, naming the missing column."""
+    run = readiness_run(
+        mutate("    cache_key TEXT,\n", "", source=None).replace(
+            "CREATE INDEX idx_sync_preview_cache_key ON sync_preview_cache (cache_key) WHERE cache_key IS NOT NULL;\n",
+            "",
+        )
+    )
+    assert run.statuses()[1] == "FAIL", run.output
+    assert "columns of sync_preview_cache: missing cache_key" in run.task(1)["comments"]
+
+
+def test_sql_error_is_reported_with_file_and_line_and_blocks_dependent_checks(readiness_run) -> None:
+    """A migration referencing a missing table fails task 1 at its file:line; checks that need it are BLOCKED."""
+    text = mutate(
+        "org_id UUID NOT NULL REFERENCES organization(id) ON DELETE CASCADE,\n    sync_id UUID NOT NULL,",
+        "org_id UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,\n    sync_id UUID NOT NULL,",
+    )
+    line = text[: text.index("REFERENCES organizations(id)")].count("\n") + 1
+    run = readiness_run(text)
+    assert run.statuses()[1] == "FAIL", run.output
+    assert run.statuses()[5] == "BLOCKED"
+    critical = [issue for issue in run.signoff["blocking_issues"] if issue["severity"] == "CRITICAL"]
+    assert critical == [
+        {
+            "severity": "CRITICAL",
+            "message": 'CREATE TABLE sync_progress ( - relation "organizations" does not exist',
+            "location": f"{run.signoff['migration']['path']}:{line}:37",
+        }
+    ]
+    assert "migration 0024 did not apply" in run.task(5)["comments"]
+    assert run.exit_code == 1
+
+
+def test_syntax_error_is_reported_with_file_and_line(readiness_run) -> None:
+    """A syntax error is located by PostgreSQL's own parser at its file:line:column."""
+    text = mutate("CREATE TYPE sync_type AS ENUM", "CREATE TYPE sync_type AS ENUMM")
+    line = text[: text.index("ENUMM")].count("\n") + 1
+    run = readiness_run(text)
+    assert run.statuses()[1] == "FAIL", run.output
+    issue = run.signoff["blocking_issues"][0]
+    assert issue["location"] == f"{run.signoff['migration']['path']}:{line}:26"
+    assert "syntax error" in issue["message"]
+
+
+def test_missing_migration_file_is_a_usage_error(readiness_run, tmp_path) -> None:
+    """A --migration path that does not exist stops the run with a message naming it (exit 4)."""
+    run = readiness_run(None, f"--migration={tmp_path / 'nope.sql'}")
+    assert run.exit_code == 4
+    assert f"--migration file not found: {tmp_path / 'nope.sql'}" in run.output
+
+
+def test_wrong_server_major_is_refused(readiness_run) -> None:
+    """A server of another major than required stops the run, naming the version found and how to get 17."""
+    run = readiness_run(None, "--pg-major=16")
+    assert run.exit_code == 4, run.output
+    assert "is PostgreSQL 17." in run.output and "targets PostgreSQL 16" in run.output

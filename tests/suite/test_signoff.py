@@ -1,0 +1,79 @@
+"""The sign-off contract: task statuses and the verdict follow from test outcomes, never the other way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from readiness.signoff import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED, CheckOutcome, SignOff
+
+pytestmark = pytest.mark.suite
+
+MODULES = {n: f"tests/test_0{n}_x.py::test_{n}" for n in range(1, 9)}
+
+
+def signoff_with(outcomes: dict[int, list[str]]) -> SignOff:
+    signoff = SignOff(Path("m.sql"), Path("r.sql"))
+    for number, kinds in outcomes.items():
+        for i, kind in enumerate(kinds):
+            signoff.record(CheckOutcome(f"{MODULES[number]}[{i}]", kind, f"{kind} in task {number}"))
+    return signoff
+
+
+ALL_PASS = {n: [PASSED] for n in range(1, 9)}
+
+
+def test_every_task_passing_is_approved() -> None:
+    """Eight passing tasks give APPROVED."""
+    assert signoff_with(ALL_PASS).verdict == "APPROVED"
+
+
+@pytest.mark.parametrize(
+    ("task_outcomes", "status"),
+    [
+        ([PASSED, FAILED], "FAIL"),
+        ([PASSED, BLOCKED], "BLOCKED"),
+        ([], "NOT RUN"),
+        ([NOT_APPLICABLE], "N/A"),
+        ([SKIPPED], "NOT RUN"),
+        ([FAILED, BLOCKED], "FAIL"),
+    ],
+)
+def test_one_task_not_passing_is_not_approved(task_outcomes: list[str], status: str) -> None:
+    """A task that fails, is blocked, did not run, or is N/A where the report does not allow it, blocks approval."""
+    signoff = signoff_with({**ALL_PASS, 3: task_outcomes})
+    assert signoff.tasks[2].status == status
+    assert signoff.verdict == "NOT APPROVED"
+
+
+def test_rollback_not_applicable_is_allowed() -> None:
+    """Task 8 N/A (rollback of a migration never applied) does not block approval."""
+    assert signoff_with({**ALL_PASS, 8: [NOT_APPLICABLE]}).verdict == "APPROVED"
+
+
+def test_worst_phase_of_a_test_counts() -> None:
+    """A test that passed its call but failed its teardown counts as failed."""
+    signoff = SignOff(Path("m.sql"), Path("r.sql"))
+    signoff.record(CheckOutcome(MODULES[1], FAILED, "teardown failed"))
+    signoff.record(CheckOutcome(MODULES[1], PASSED))
+    assert (signoff.tasks[0].status, signoff.tasks[0].comments) == ("FAIL", "teardown failed")
+
+
+def test_counts_and_comment_of_a_task() -> None:
+    """A task's counts add up its tests, and its comment is its first failure's message."""
+    task = signoff_with({1: [PASSED, PASSED, BLOCKED, FAILED]}).tasks[0]
+    assert (task.passed, task.failed, task.blocked, task.comments) == (2, 1, 1, "failed in task 1")
+
+
+def test_json_contract() -> None:
+    """signoff.json carries the verdict, the migration's path and hash, the eight tasks and blocking issues."""
+    data = signoff_with({1: [FAILED]}).to_json()
+    assert set(data) >= {"verdict", "server_version", "migration", "tasks", "blocking_issues"}
+    assert [t["number"] for t in data["tasks"]] == list(range(1, 9))  # type: ignore[union-attr]
+    assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "comments"}  # type: ignore[index]
+    assert data["blocking_issues"][0] == {  # type: ignore[index]
+        "severity": "HIGH",
+        "message": "failed in task 1",
+        "location": "tests/test_01_x.py::test_1[0]",
+    }
