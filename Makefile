@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup readiness test lint-only bench-isolation clean
+.PHONY: setup readiness test lint bench-isolation clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +19,14 @@ setup: $(VENV)/.installed
 readiness: setup
 	$(PYTEST) -m readiness
 
-test: setup lint-only
-	$(PYTEST) --report-dir reports/test
+test: setup lint
+	$(PYTEST) --report-dir=reports/test
 
-lint: setup
-	$(VENV)/bin/ruff check readiness tests conftest.py
-
-clean:
-	rm -rf $(VENV) .postgresql reports/*
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check readiness tests conftest.py bench
 
 bench-isolation: setup
 	$(PY) bench/isolation.py 20
 
-lint-only: $(VENV)/.installed
-	$(VENV)/bin/ruff check readiness tests conftest.py bench
+clean:
+	rm -rf $(VENV) .postgresql reports/*
