@@ -9,9 +9,10 @@ import psycopg
 import pytest
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import server
+from readiness import factories, server
 from readiness.database import MigrationState, Timeouts, connect, create_ephemeral
 from readiness.errors import ReadinessUsageError
+from readiness.factories import Tenant
 from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY
 
 EXIT_USAGE_ERROR = 4
@@ -70,3 +71,9 @@ def migrated(db: psycopg.Connection, migration_state: MigrationState) -> psycopg
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
     return db
+
+
+@pytest.fixture
+def two_tenants(migrated: psycopg.Connection) -> tuple[Tenant, Tenant]:
+    """Organisations A and B, each with a user and one row in each sync table."""
+    return factories.tenant(migrated, "org-a"), factories.tenant(migrated, "org-b")

@@ -1,0 +1,56 @@
+"""Act as a Supabase client inside the test's transaction: a role, and JWT claims auth.uid() reads.
+
+Supabase's PostgREST runs each request as `SET LOCAL ROLE <role>` with the verified JWT in
+`request.jwt.claims`; this does the same, and restores the owner on exit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+ANON, AUTHENTICATED, SERVICE_ROLE = "anon", "authenticated", "service_role"
+
+
+@contextmanager
+def acting_as(conn: psycopg.Connection, role: str, user_id: UUID | None = None) -> Iterator[psycopg.Connection]:
+    """Run the block as `role` with claims {sub: user_id, role}; `anon` carries no subject."""
+    claims: dict[str, str] = {"role": role}
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+    conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+    try:
+        yield conn
+    finally:
+        if conn.info.transaction_status != TransactionStatus.INERROR:
+            conn.execute("RESET ROLE")
+            conn.execute("SELECT set_config('request.jwt.claims', '', true)")
+
+
+def as_user(conn: psycopg.Connection, user_id: UUID) -> AbstractContextManager[psycopg.Connection]:
+    """Act as an authenticated user."""
+    return acting_as(conn, AUTHENTICATED, user_id)
+
+
+@contextmanager
+def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None) -> Iterator[None]:
+    """The block must fail with `sqlstate` (and `message`, if given).
+
+    It runs in a savepoint, so the test's transaction, and the role it acts as, stay usable.
+    """
+    with pytest.raises(psycopg.Error) as error:
+        with conn.transaction():
+            yield
+    assert error.value.sqlstate == sqlstate, (
+        f"expected SQLSTATE {sqlstate}, got {error.value.sqlstate}: {error.value.diag.message_primary}"
+    )
+    if message is not None:
+        assert error.value.diag.message_primary == message
