@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import factories, server
-from readiness.database import MigrationState, Timeouts, connect, create_ephemeral
+from readiness.database import MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import ReadinessUsageError
 from readiness.factories import Tenant
 from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY
 
 EXIT_USAGE_ERROR = 4
+
+# Property tests: "readiness" is quick enough for every run; "thorough" for a deeper look
+# (pytest --hypothesis-profile=thorough). No example database: a readiness run must not
+# depend on what earlier runs found.
+settings.register_profile("readiness", max_examples=25, deadline=None, database=None, print_blob=True)
+settings.register_profile("thorough", max_examples=400, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "readiness"))
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +71,33 @@ def db(session_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
         yield session_connection
     finally:
         session_connection.rollback()
+
+
+@pytest.fixture(scope="session")
+def premigration_connection(pg_server: PostgreSQLExecutor, timeouts: Timeouts) -> Iterator[psycopg.Connection]:
+    """A second database holding the prerequisites and 0023 only: 0024 never applied."""
+    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, "readiness_pre")
+    with connect(conninfo, timeouts) as conn:
+        yield conn
+
+
+@pytest.fixture
+def premigration(premigration_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The never-migrated database, inside a transaction rolled back after the test."""
+    try:
+        yield premigration_connection
+    finally:
+        premigration_connection.rollback()
+
+
+@pytest.fixture
+def record_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """Record a measured figure (a timing, a count) for the sign-off's measurements table."""
+
+    def record(name: str, value: str) -> None:
+        request.node.user_properties.append(("figure", (name, value)))
+
+    return record
 
 
 @pytest.fixture

@@ -112,17 +112,19 @@ def error_offset(statement: Statement, error: psycopg.Error) -> int:
     return 0
 
 
-def apply_file(conn: psycopg.Connection, path: Path) -> int:
-    """Run each statement of `path` in the caller's transaction; return how many ran.
+def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None) -> int:
+    """Run each statement of `path` (the first `limit` only, if given) in the caller's transaction.
 
-    The file's own BEGIN/COMMIT are skipped: the caller owns the transaction, so a dry run
-    can always be rolled back.
+    Returns how many ran. The file's own BEGIN/COMMIT are skipped: the caller owns the
+    transaction, so a dry run can always be rolled back.
     """
     source = read_sql(path)
     count = 0
     for statement in split(path):
         if statement.kind == TRANSACTION_CONTROL:
             continue
+        if limit is not None and count >= limit:
+            break
         try:
             with conn.cursor() as cur:
                 cur.execute(sql.SQL(statement.text))  # type: ignore[arg-type]

@@ -46,11 +46,12 @@ def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None)
 
     It runs in a savepoint, so the test's transaction, and the role it acts as, stay usable.
     """
-    with pytest.raises(psycopg.Error) as error:
+    try:
         with conn.transaction():
             yield
-    assert error.value.sqlstate == sqlstate, (
-        f"expected SQLSTATE {sqlstate}, got {error.value.sqlstate}: {error.value.diag.message_primary}"
-    )
-    if message is not None:
-        assert error.value.diag.message_primary == message
+    except psycopg.Error as error:
+        found = error.diag.message_primary
+        if error.sqlstate != sqlstate or (message is not None and found != message):
+            pytest.fail(f"expected refusal {sqlstate} {message or ''}, PostgreSQL answered {error.sqlstate} {found}")
+    else:
+        pytest.fail(f"expected PostgreSQL to refuse with {sqlstate} {message or ''}, it accepted the statement")

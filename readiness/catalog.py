@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from psycopg import Connection
 
-from readiness.expected import Column, ForeignKey
+from readiness.expected import FUNCTIONS as EXPECTED_FUNCTIONS
+from readiness.expected import Column, ForeignKey, Function, Policy, Trigger
 
 RELATION_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 SCHEMA_EXISTS = "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)"
@@ -52,6 +53,18 @@ SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN
 FROM pg_partitioned_table p WHERE p.partrelid = %s::regclass
 """
 
+RLS_ENABLED = "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass"
+
+POLICIES = """
+SELECT policyname, tablename, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check
+FROM pg_policies WHERE schemaname = 'public' AND tablename = ANY(%s)
+"""
+
+TABLE_PRIVILEGES = """
+SELECT privilege_type FROM information_schema.role_table_grants
+WHERE table_schema = 'public' AND table_name = %s AND grantee = %s
+"""
+
 PARTITIONS = """
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -92,6 +105,22 @@ def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:
     return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS, (table,)))
 
 
+def rls_enabled(conn: Connection, table: str) -> bool:
+    return bool(scalar(conn, RLS_ENABLED, table))
+
+
+def policies(conn: Connection, tables: list[str]) -> dict[str, Policy]:
+    """Policy name -> the policy on one of `tables`, its expressions as PostgreSQL prints them."""
+    return {
+        name: Policy(table, cmd, tuple(sorted(roles)), permissive, qual, check)
+        for name, table, cmd, roles, permissive, qual, check in conn.execute(POLICIES, (tables,))
+    }
+
+
+def table_privileges(conn: Connection, table: str, role: str) -> set[str]:
+    return {row[0] for row in conn.execute(TABLE_PRIVILEGES, (table, role))}
+
+
 def partition_key(conn: Connection, table: str) -> tuple[str, str] | None:
     row = conn.execute(PARTITION_KEY, (table,)).fetchone()
     return (row[0], row[1].split("(", 1)[1].rstrip(")").strip()) if row else None
@@ -100,3 +129,51 @@ def partition_key(conn: Connection, table: str) -> tuple[str, str] | None:
 def partitions(conn: Connection, table: str) -> dict[str, str]:
     """Partition name -> its bound as PostgreSQL prints it (FOR VALUES ... or DEFAULT)."""
     return dict(conn.execute(PARTITIONS, (table,)).fetchall())  # type: ignore[arg-type]
+
+
+# --- functions and triggers (task 4) ---------------------------------------------------
+
+FUNCTION_DEFINITIONS = """
+SELECT p.proname, pg_get_function_result(p.oid), l.lanname,
+       CASE p.provolatile WHEN 'v' THEN 'VOLATILE' WHEN 's' THEN 'STABLE' WHEN 'i' THEN 'IMMUTABLE' END,
+       p.prosecdef, coalesce(p.proconfig, '{}'), pg_get_function_identity_arguments(p.oid)
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY(%s)
+ORDER BY p.proname, pg_get_function_identity_arguments(p.oid)
+"""
+
+# tgtype bits (pg_trigger.h): 1 ROW, 2 BEFORE, 4 INSERT, 8 DELETE, 16 UPDATE, 32 TRUNCATE, 64 INSTEAD
+USER_TRIGGERS = """
+SELECT t.tgname, t.tgrelid::regclass::text,
+       CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END,
+       array_remove(ARRAY[CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END,
+                          CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END,
+                          CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                          CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END], NULL),
+       p.pronamespace::regnamespace::text || '.' || p.proname,
+       CASE WHEN t.tgtype & 1 <> 0 THEN 'ROW' ELSE 'STATEMENT' END,
+       t.tgenabled::text
+FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE t.tgrelid = %s::regclass AND NOT t.tgisinternal
+"""
+
+
+def functions(conn: Connection, names: tuple[str, ...] = tuple(EXPECTED_FUNCTIONS)) -> dict[str, Function]:
+    """Function name -> the function of that name in schema public, for the expected names by default.
+
+    An overload of the same name would replace another here: its arguments show in the Function.
+    """
+    return {
+        name: Function(returns, language, volatility, definer, tuple(config), arguments)
+        for name, returns, language, volatility, definer, config, arguments in conn.execute(
+            FUNCTION_DEFINITIONS, (list(names),)
+        )
+    }
+
+
+def triggers(conn: Connection, table: str) -> dict[str, Trigger]:
+    """Trigger name -> the user (not internal) trigger on `table`, its tgtype decoded."""
+    return {
+        name: Trigger(relation, timing, frozenset(events), function, level, enabled)
+        for name, relation, timing, events, function, level, enabled in conn.execute(USER_TRIGGERS, (table,))
+    }

@@ -13,8 +13,9 @@ from pathlib import Path
 import psycopg
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from readiness import SQL_DIR, catalog, expected
+from readiness import SQL_DIR, catalog, expected, snapshot
 from readiness.apply import ApplyError, apply_file
+from readiness.snapshot import Snapshot
 
 PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
 MIGRATION_0023 = SQL_DIR / "migrations" / "0023_sync_infrastructure.sql"
@@ -51,6 +52,7 @@ class MigrationState:
     missing_prerequisites: list[str] = field(default_factory=list)
     migration_0023_applied: bool = False
     error: ApplyError | None = None  # the first failing statement of the migration under test
+    baseline: Snapshot = field(default_factory=dict)  # the catalog before the migration under test
 
     @property
     def applied(self) -> bool:
@@ -77,15 +79,20 @@ def missing_prerequisites(conn: psycopg.Connection) -> list[str]:
     return [p.label for p in expected.PREREQUISITES if not prerequisite_exists(conn, p)]
 
 
-def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migration: Path) -> MigrationState:
-    """Create the database on a throw-away server, install prerequisites and 0023, apply `migration`."""
-    DatabaseJanitor(user=user, host=host, port=port, dbname=DBNAME).init()
-    conninfo = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=DBNAME)
+def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeouts, dbname: str = DBNAME) -> str:
+    """Create `dbname` on a throw-away server with the prerequisites and 0023; return its conninfo."""
+    DatabaseJanitor(user=user, host=host, port=port, dbname=dbname).init()
+    conninfo = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=dbname)
     with connect(conninfo, timeouts) as conn:
         for path in [*PREREQUISITES, MIGRATION_0023]:
             apply_file(conn, path)
             conn.commit()
-    return inspect_and_apply(conninfo, timeouts, migration)
+    return conninfo
+
+
+def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migration: Path) -> MigrationState:
+    """The database under test on a throw-away server: prerequisites, 0023, then `migration` applied."""
+    return inspect_and_apply(create_with_prerequisites(host, port, user, timeouts), timeouts, migration)
 
 
 def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> MigrationState:
@@ -94,6 +101,7 @@ def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> Mig
     with connect(conninfo, timeouts) as conn:
         state.missing_prerequisites = missing_prerequisites(conn)
         state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
+        state.baseline = snapshot.take(conn)
         try:
             apply_file(conn, migration)
             conn.commit()

@@ -209,39 +209,110 @@ INDEXES: dict[str, Index] = {
     "idx_sync_activity_log_sync_id": Index("sync_activity_log", ("sync_id", "created_at DESC")),
 }
 
-# Report, section 4 and the rollback script (section 8).
-FUNCTIONS = (
-    "auto_cleanup_preview_cache",
-    "update_sync_progress_elapsed",
-    "validate_sync_progress_totals",
-    "update_sync_progress_timestamp",
-    "auto_log_sync_activity_on_progress_change",
-)
-TRIGGERS = (
-    "sync_progress_update_elapsed",
-    "sync_progress_validate_totals",
-    "sync_progress_update_timestamp",
-    "sync_progress_log_completion",
-)
+# Report, section 4 and the rollback script (section 8); how each function runs is the
+# project's design (README, "The schema"): every function pins search_path to '' (nothing
+# it names can be shadowed by a caller's schema), and the two functions that act beyond
+# the caller's rights, the scheduled clean-up and the audit trigger, are SECURITY DEFINER.
+PINNED_SEARCH_PATH = 'search_path=""'  # pg_proc.proconfig of SET search_path = ''
 
-# Report, section 2: table -> the 12 policies and their commands.
-POLICIES: dict[str, dict[str, str]] = {
-    "sync_preview_cache": {
-        "preview_cache_select": "SELECT",
-        "preview_cache_insert": "INSERT",
-        "preview_cache_update": "UPDATE",
-        "preview_cache_delete": "DELETE",
-    },
-    "sync_progress": {
-        "sync_progress_select": "SELECT",
-        "sync_progress_insert": "INSERT",
-        "sync_progress_update": "UPDATE",
-        "sync_progress_delete": "DELETE",
-    },
-    "sync_activity_log": {
-        "sync_activity_log_select": "SELECT",
-        "sync_activity_log_insert": "INSERT",
-        "sync_activity_log_update": "UPDATE",
-        "sync_activity_log_delete": "DELETE",
-    },
+
+@dataclass(frozen=True)
+class Function:
+    """A function as pg_proc describes it: what it returns, how it runs, with whose rights, what it pins."""
+
+    returns: str  # pg_get_function_result()
+    language: str
+    volatility: str  # VOLATILE, STABLE or IMMUTABLE
+    security_definer: bool
+    config: tuple[str, ...] = (PINNED_SEARCH_PATH,)  # pg_proc.proconfig: the function's SET clauses
+    arguments: str = ""  # pg_get_function_identity_arguments()
+
+    def __str__(self) -> str:
+        security = "SECURITY DEFINER" if self.security_definer else "SECURITY INVOKER"
+        settings = " ".join(f"SET {setting}" for setting in self.config) or "no SET (search_path not pinned)"
+        return f"({self.arguments}) RETURNS {self.returns} LANGUAGE {self.language} {self.volatility} {security} {settings}"
+
+
+FUNCTIONS: dict[str, Function] = {
+    "auto_cleanup_preview_cache": Function("integer", "plpgsql", "VOLATILE", security_definer=True),  # scheduler
+    "update_sync_progress_elapsed": Function("trigger", "plpgsql", "VOLATILE", security_definer=False),
+    "validate_sync_progress_totals": Function("trigger", "plpgsql", "VOLATILE", security_definer=False),
+    "update_sync_progress_timestamp": Function("trigger", "plpgsql", "VOLATILE", security_definer=False),
+    "auto_log_sync_activity_on_progress_change": Function("trigger", "plpgsql", "VOLATILE", security_definer=True),
+}
+
+TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")  # the order CREATE TRIGGER prints them in
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A user trigger as pg_trigger describes it (its tgtype bits decoded)."""
+
+    table: str
+    timing: str  # BEFORE, AFTER or INSTEAD OF
+    events: frozenset[str]  # of TRIGGER_EVENTS
+    function: str  # schema-qualified
+    level: str = "ROW"  # or STATEMENT
+    enabled: str = "O"  # pg_trigger.tgenabled: O fires (origin and local), D disabled, R replica only, A always
+
+    def __str__(self) -> str:
+        events = " OR ".join(sorted(self.events, key=TRIGGER_EVENTS.index))
+        return (
+            f"{self.timing} {events} ON {self.table} FOR EACH {self.level} "
+            f"EXECUTE FUNCTION {self.function}() (tgenabled {self.enabled})"
+        )
+
+
+# Report, section 4: the events each function fires on. BEFORE triggers of one event fire in
+# name order: elapsed (stamps completed_at, derives elapsed and speed), timestamp, then totals.
+TRIGGERS: dict[str, Trigger] = {
+    "sync_progress_update_elapsed": Trigger(
+        "sync_progress", "BEFORE", frozenset({"INSERT", "UPDATE"}), "public.update_sync_progress_elapsed"
+    ),
+    "sync_progress_validate_totals": Trigger(
+        "sync_progress", "BEFORE", frozenset({"INSERT", "UPDATE"}), "public.validate_sync_progress_totals"
+    ),
+    "sync_progress_update_timestamp": Trigger(
+        "sync_progress", "BEFORE", frozenset({"UPDATE"}), "public.update_sync_progress_timestamp"
+    ),
+    "sync_progress_log_completion": Trigger(
+        "sync_progress", "AFTER", frozenset({"UPDATE"}), "public.auto_log_sync_activity_on_progress_change"
+    ),
+}
+
+# Design (README, "The schema"): a job in one of these statuses is over. Reaching one stamps
+# completed_at and, from another status, writes one sync_complete row to sync_activity_log.
+FINISHED_STATUSES = ("completed", "completed_with_errors", "failed", "cancelled", "timeout")
+
+# Report, sections 2 and 6: a user reaches the rows of the organisation auth.users_extended
+# maps them to; (SELECT auth.uid()) makes the lookup an InitPlan, run once per statement.
+ORG_MEMBER = "org_id IN (SELECT ue.org_id FROM auth.users_extended ue WHERE ue.id = (SELECT auth.uid()))"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A row-level security policy as pg_policies describes it; expressions as SQL text."""
+
+    table: str
+    command: str  # SELECT, INSERT, UPDATE, DELETE
+    roles: tuple[str, ...] = ("authenticated",)
+    permissive: bool = True
+    using: str | None = None
+    with_check: str | None = None
+
+
+def _policies(table: str, prefix: str) -> dict[str, Policy]:
+    return {
+        f"{prefix}_select": Policy(table, "SELECT", using=ORG_MEMBER),
+        f"{prefix}_insert": Policy(table, "INSERT", with_check=ORG_MEMBER),
+        f"{prefix}_update": Policy(table, "UPDATE", using=ORG_MEMBER, with_check=ORG_MEMBER),
+        f"{prefix}_delete": Policy(table, "DELETE", using=ORG_MEMBER),
+    }
+
+
+# Report, section 2: the 12 policies, by name.
+POLICIES: dict[str, Policy] = {
+    **_policies("sync_preview_cache", "preview_cache"),
+    **_policies("sync_progress", "sync_progress"),
+    **_policies("sync_activity_log", "sync_activity_log"),
 }

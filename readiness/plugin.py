@@ -8,6 +8,7 @@ signoff.json and junit.xml.
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     report = outcome.get_result()
+    examples = getattr(item, "hypothesis_statistics", None)
+    if report.when == "teardown" and examples:
+        # hypothesis describes each phase as "N passing, M failing, and K invalid test cases"
+        tried = sum(int(n) + int(m) for n, m in re.findall(r"(\d+) passing, (\d+) failing", examples))
+        report.user_properties.append(("hypothesis_examples", tried))
     if report.when == "setup":
         doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
         report.user_properties.append(("description", (doc or item.name).strip().splitlines()[0]))
@@ -108,6 +114,11 @@ class SignOffReporter:
         self.signoff = signoff
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == "hypothesis_examples":
+                self.signoff.examples[report.nodeid] = value
+            elif key == "figure":
+                self.signoff.figures[value[0]] = value[1]
         outcome = _outcome(report)
         if outcome is None:
             return

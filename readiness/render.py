@@ -74,6 +74,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "<ul>"
         + "".join(f"<li>[{'x' if met else ' '}] {escape(name)}</li>" for name, met in signoff.gating_criteria)
         + "</ul>",
+        "<h3>Measurements</h3>",
+        table(["Measurement", "Value"], [[escape(k), escape(v)] for k, v in signoff.figures.items()])
+        if signoff.figures
+        else "<p>None recorded.</p>",
         "<h3>Environment</h3>",
         table(["Item", "Value"], [[escape(k), f"<code>{escape(str(v))}</code>"] for k, v in environment(signoff)]),
         f"<details><summary>Rollback procedure ({escape(str(signoff.rollback))})</summary>"
@@ -92,6 +96,7 @@ def environment(signoff: SignOff) -> list[tuple[str, str]]:
         ("Migration", f"{migration['path']}  sha256 {migration['sha256']}"),  # type: ignore[index]
         ("Rollback", f"{rollback['path']}  sha256 {rollback['sha256']}"),  # type: ignore[index]
         *((key, value) for key, value in signoff.environment.items() if key != "server_version"),
+        ("Hypothesis examples tried", f"{sum(signoff.examples.values())} in {len(signoff.examples)} property tests"),
     ]
 
 
@@ -103,5 +108,7 @@ def terminal_table(signoff: SignOff) -> list[str]:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:
         lines.append(f"{issue.severity}: {issue.message} ({issue.location})")
+    if signoff.examples:
+        lines.append(f"hypothesis: {sum(signoff.examples.values())} examples in {len(signoff.examples)} property tests")
     lines.append(f"OVERALL STATUS: {signoff.verdict}")
     return lines

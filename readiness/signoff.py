@@ -103,6 +103,8 @@ class SignOff:
     rollback: Path
     environment: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
+    examples: dict[str, int] = field(default_factory=dict)  # nodeid -> hypothesis examples tried
+    figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
 
     def record(self, outcome: CheckOutcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -194,6 +196,8 @@ class SignOff:
             "readiness_checks": self.checks,
             "gating_criteria": dict(self.gating_criteria),
             "environment": self.environment,
+            "measurements": self.figures,
+            "hypothesis_examples": {"total": sum(self.examples.values()), "by_test": self.examples},
         }
 
 

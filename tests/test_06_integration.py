@@ -1,8 +1,433 @@
-"""Task 6, Integration Point Validation: foreign keys, cascades and the end-to-end flow (issue 3).
+"""Task 6, Integration Point Validation: foreign keys, cascades, isolation end to end, hostile input.
 
-No check yet: until they land, this task is NOT RUN and the verdict NOT APPROVED.
+The report's section 6: every sync table's org_id references organization ON DELETE CASCADE and
+its user column references auth.users_extended ON DELETE SET NULL. Here those keys are exercised
+(not just read from the catalog, which task 1 does), then an application's flow is played as
+authenticated users, then text and jsonb values an application may be handed are written and read
+back. Everything runs in the test's transaction and is rolled back.
 """
 
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+from psycopg.adapt import PyFormat
+from psycopg.types.json import Jsonb
+
+from readiness.auth import SERVICE_ROLE, acting_as, as_user, refused
+from readiness.factories import MINIMAL_ROWS, SYNC_TABLES, USER_COLUMNS, Tenant, organization, sync_row
 
 pytestmark = pytest.mark.readiness
+
+DEFAULT_PARTITION = "sync_activity_log_default"
+# Months from the current one, each inside the dated partitions 0024 creates (12 back to 3 ahead).
+DATED_MONTHS = (-6, -1, 0, 2)
+FAR_PAST = datetime(2001, 1, 1, tzinfo=UTC)  # before every dated partition: lands in the default one
+FOREIGN_KEY_COLUMNS = [(table, column) for table in SYNC_TABLES for column in ("org_id", USER_COLUMNS[table])]
+# A free text column of each table, and the jsonb columns, for the round trips.
+TEXT_COLUMNS = {"sync_preview_cache": "cache_key", "sync_progress": "error_message", "sync_activity_log": "message"}
+JSON_COLUMNS = [
+    ("sync_preview_cache", "delta_summary"),
+    ("sync_preview_cache", "delta_data"),
+    ("sync_progress", "metadata"),
+    ("sync_activity_log", "details"),
+]
+FOREIGN_KEY_VIOLATION = "23503"
+CHARACTER_NOT_IN_REPERTOIRE = "22021"  # what PostgreSQL answers to a NUL byte in a text value
+UNTRANSLATABLE_CHARACTER = "22P05"  # what it answers to \u0000 inside a jsonb string
+PROGRAM_LIMIT_EXCEEDED = "54000"
+BTREE_TUPLE_LIMIT = 2704  # bytes: the largest entry a btree (version 4) index holds on 8 kB pages
+
+FOREIGN_KEY_OF_COLUMN = """
+SELECT c.conname FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND c.conparentid = 0 AND a.attname = %s
+"""
+LOG_PARTITION_COUNTS = """
+SELECT tableoid::regclass::text, count(*) FROM sync_activity_log WHERE org_id = %s GROUP BY 1
+"""
+# Mid-month instants, computed by the server in its own time zone, as the partition bounds were.
+MID_MONTHS = """
+SELECT date_trunc('month', now()) + make_interval(months => m, days => 14) FROM unnest(%s::int[]) AS m
+"""
+
+# Text PostgreSQL can hold: what st.text() draws (any character UTF-8 can encode, so no lone
+# surrogates), but NUL.
+NO_NUL_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"))
+# jsonb numbers are decimal: a float is not read back as the same float, so none are generated.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | NO_NUL_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(NO_NUL_TEXT, children, max_size=4),
+    max_leaves=20,
+)
+JSON_OBJECTS = st.dictionaries(NO_NUL_TEXT, JSON_VALUES, max_size=6)
+
+QUOTES = "it's \"quoted\" ''twice'' `backticked` \u2018curly\u2019 \u201cdouble\u201d"
+BACKSLASHES = "C:\\sync\\new\\table \\n \\t \\x00 \\\\ E'\\'' \\u0000"
+SQL_INJECTION = "'; DROP TABLE organization; --"
+SQL_FRAGMENTS = "1' OR '1'='1' /* */ $$; SELECT pg_sleep(10); $$ $tag$ \\; COMMIT; ROLLBACK;"
+EMOJI = (
+    "\U0001f680\U0001f525 \U0001f469\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466 \U0001f1eb\U0001f1f7 \u2764\ufe0f"
+)
+CJK = "\u540c\u6b65\u9884\u89c8 \u9032\u6357 \ub85c\uadf8 \u65e5\u672c\u8a9e\u30c6\u30ad\u30b9\u30c8"
+# Decomposed and precomposed forms stay distinct: PostgreSQL must not normalise.
+COMBINING = "e\u0301 \u00e9 Z\u0351\u0335a\u0336l\u0337g\u0338o \u0928\u093f \ufeff\u200b\u202eRTL\u202c"
+WHITESPACE = "  leading and trailing \t\r\n  "
+LONG_COMPRESSIBLE = "sync log " * (100 * 1024 // 9)  # about 100 kB; TOAST compresses it
+# About 100 kB that does not compress (a deterministic run through the BMP without repeats).
+LONG_VARIED = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(100 * 1024))
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def table_count(conn: psycopg.Connection, table: str, org_id: UUID | None = None) -> int:
+    """Rows of `table`, of `org_id` only when given."""
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+    if org_id is None:
+        return conn.execute(query).fetchone()[0]  # type: ignore[index]
+    return conn.execute(query + sql.SQL(" WHERE org_id = %s"), (org_id,)).fetchone()[0]  # type: ignore[index]
+
+
+def org_counts(conn: psycopg.Connection, org_id: UUID) -> dict[str, int]:
+    """Rows of the organisation in each sync table."""
+    return {table: table_count(conn, table, org_id) for table in SYNC_TABLES}
+
+
+def log_partition_counts(conn: psycopg.Connection, org_id: UUID) -> dict[str, int]:
+    """Partition of sync_activity_log -> rows of the organisation in it."""
+    return dict(conn.execute(LOG_PARTITION_COUNTS, (org_id,)).fetchall())  # type: ignore[arg-type]
+
+
+def foreign_key_of(conn: psycopg.Connection, table: str, column: str) -> str | None:
+    """The name of the foreign key on `table`.`column` (the parent's, for a partitioned table)."""
+    row = conn.execute(FOREIGN_KEY_OF_COLUMN, (table, column)).fetchone()
+    return row[0] if row else None
+
+
+def column_of(conn: psycopg.Connection, table: str, column: str, row_id: UUID) -> list[Any]:
+    """`column` of the row `row_id`, as a list: empty when there is no such row."""
+    query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(sql.Identifier(column), sql.Identifier(table))
+    return [row[0] for row in conn.execute(query, (row_id,))]
+
+
+def visible(conn: psycopg.Connection, table: str, row_id: UUID) -> int:
+    """How many rows with this id the current role sees in `table`."""
+    return len(column_of(conn, table, "id", row_id))
+
+
+def organization_table_intact(conn: psycopg.Connection) -> bool:
+    """Whether table organization still exists (no stored text was ever run as SQL)."""
+    return conn.execute("SELECT to_regclass('public.organization') IS NOT NULL").fetchone()[0]  # type: ignore[index]
+
+
+@contextmanager
+def accepted(conn: psycopg.Connection, what: str) -> Iterator[None]:
+    """Run the block in a savepoint; if PostgreSQL refuses it, fail saying what was expected and what it said."""
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as error:
+        raise AssertionError(
+            f"{what}: expected PostgreSQL to accept it, it refused: {error.sqlstate} {error.diag.message_primary}"
+        ) from None
+
+
+def delete(conn: psycopg.Connection, table: str, key: UUID, what: str) -> int:
+    """Delete by id, in a savepoint; a refusal fails the test naming `what`."""
+    query = sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(*table.split(".")))
+    with accepted(conn, what):
+        deleted = conn.execute(query, (key,)).rowcount
+    return deleted
+
+
+@contextmanager
+def captured(errors: list[psycopg.Error]) -> Iterator[None]:
+    """Keep the error the block raises (then let it go on to `refused`)."""
+    try:
+        yield
+    except psycopg.Error as error:
+        errors.append(error)
+        raise
+
+
+def difference(expected: str, found: str | None) -> str:
+    """Where two (possibly 100 kB) strings part: lengths and the first differing characters."""
+    if found is None:
+        return f"expected {len(expected)} characters, found no value (NULL or no row)"
+    index = next((i for i, (a, b) in enumerate(zip(expected, found, strict=False)) if a != b), None)
+    if index is None:
+        index = min(len(expected), len(found))
+    return (
+        f"expected {len(expected)} characters, found {len(found)}; first difference at character {index}: "
+        f"expected {expected[index : index + 24]!r}, found {found[index : index + 24]!r}"
+    )
+
+
+def insert_text_binary(conn: psycopg.Connection, table: str, org_id: UUID, column: str, value: str) -> None:
+    """Insert a minimal row with `value` in `column` sent as a binary parameter, so it reaches the server as is.
+
+    psycopg's default (text) parameters refuse a NUL on the client; binary ones let PostgreSQL decide.
+    """
+    row: dict[str, Any] = {**MINIMAL_ROWS[table], "org_id": org_id}
+    if table == "sync_progress":
+        row["sync_id"] = uuid.uuid4()
+    query = sql.SQL("INSERT INTO {} ({}, {}) VALUES ({}, {})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, row)),
+        sql.Identifier(column),
+        sql.SQL(", ").join(sql.Placeholder() * len(row)),
+        sql.Placeholder(format=PyFormat.BINARY),
+    )
+    conn.execute(query, [*row.values(), value])
+
+
+# --- foreign keys and cascades ---------------------------------------------------------
+
+
+def test_deleting_organisation_cascades_to_every_table_and_partition(
+    migrated: psycopg.Connection, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    """Deleting an organisation deletes its rows in the three tables and every log partition, no other org's."""
+    a, b = two_tenants
+    moments = [row[0] for row in migrated.execute(MID_MONTHS, (list(DATED_MONTHS),))] + [FAR_PAST]
+    for owner in (a, b):
+        for moment in moments:
+            with accepted(migrated, f"a sync_activity_log row created at {moment} (some partition must take it)"):
+                sync_row(migrated, "sync_activity_log", owner.org_id, owner.user_id, created_at=moment)
+    a_partitions = log_partition_counts(migrated, a.org_id)
+    assert len(a_partitions) == len(moments) and DEFAULT_PARTITION in a_partitions, (
+        f"org A's log rows, created at {[str(m) for m in moments]}, should lie in {len(moments)} partitions "
+        f"including {DEFAULT_PARTITION}; found them in {a_partitions}"
+    )
+    b_tables, b_partitions = org_counts(migrated, b.org_id), log_partition_counts(migrated, b.org_id)
+    assert all(b_tables.values()) and len(b_partitions) == len(moments), (
+        f"org B should have rows in every table and {len(moments)} partitions before the delete; "
+        f"found {b_tables}, {b_partitions}"
+    )
+
+    deleted = delete(migrated, "organization", a.org_id, "deleting organisation A, which has sync rows")
+    assert deleted == 1, f"deleting organisation A: expected 1 row deleted, {deleted} were"
+
+    left = org_counts(migrated, a.org_id)
+    assert left == dict.fromkeys(SYNC_TABLES, 0), (
+        f"rows of the deleted organisation left behind (ON DELETE CASCADE expected): {left}"
+    )
+    left_partitions = log_partition_counts(migrated, a.org_id)
+    assert left_partitions == {}, f"sync_activity_log rows of the deleted organisation left in: {left_partitions}"
+    assert org_counts(migrated, b.org_id) == b_tables, (
+        f"org B's rows per table changed by deleting org A: expected {b_tables}, found {org_counts(migrated, b.org_id)}"
+    )
+    after = log_partition_counts(migrated, b.org_id)
+    assert after == b_partitions, (
+        f"org B's log rows per partition changed by deleting org A: expected {b_partitions}, found {after}"
+    )
+
+
+@pytest.mark.parametrize("table", SYNC_TABLES)
+def test_deleting_user_sets_user_column_null_and_keeps_rows(
+    migrated: psycopg.Connection, two_tenants: tuple[Tenant, Tenant], table: str
+) -> None:
+    """Deleting a user (auth.users_extended) sets computed_by / initiated_by / user_id NULL and keeps the rows."""
+    a, b = two_tenants
+    column = USER_COLUMNS[table]
+    before = table_count(migrated, table)
+
+    deleted = delete(migrated, "auth.users_extended", a.user_id, f"deleting user A, named by {table}.{column}")
+    assert deleted == 1, f"deleting user A from auth.users_extended: expected 1 row deleted, {deleted} were"
+
+    after = table_count(migrated, table)
+    assert after == before, f"{table} had {before} rows before user A was deleted and {after} after (expected equal)"
+    found = column_of(migrated, table, column, a.rows[table])
+    assert found == [None], f"{table}.{column} of user A's row: expected [None] (SET NULL), found {found}"
+    untouched = column_of(migrated, table, column, b.rows[table])
+    assert untouched == [b.user_id], f"{table}.{column} of user B's row: expected [{b.user_id}], found {untouched}"
+
+
+@pytest.mark.parametrize(("table", "column"), FOREIGN_KEY_COLUMNS, ids=[f"{t}.{c}" for t, c in FOREIGN_KEY_COLUMNS])
+def test_row_naming_missing_parent_is_refused(
+    migrated: psycopg.Connection, two_tenants: tuple[Tenant, Tenant], table: str, column: str
+) -> None:
+    """A row naming an organisation or a user that does not exist is refused (23503) by that column's foreign key."""
+    a, _ = two_tenants
+    constraint = foreign_key_of(migrated, table, column)
+    assert constraint is not None, f"{table}.{column}: expected a foreign key on the column, found none"
+    missing = uuid.uuid4()
+    org_id, user_id = (missing, None) if column == "org_id" else (a.org_id, missing)
+    before = table_count(migrated, table)
+
+    errors: list[psycopg.Error] = []
+    with refused(migrated, FOREIGN_KEY_VIOLATION), captured(errors):
+        sync_row(migrated, table, org_id, user_id)
+
+    assert errors[0].diag.constraint_name == constraint, (
+        f"{table}.{column} = {missing}: expected refusal by {constraint}, got {errors[0].diag.constraint_name}"
+    )
+    after = table_count(migrated, table)
+    assert after == before, f"{table}: {before} rows before the refused insert, {after} after (expected equal)"
+
+
+# --- end to end, as an application -----------------------------------------------------
+
+
+def test_sync_flow_end_to_end_is_isolated_between_tenants(
+    migrated: psycopg.Connection, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    """A user's preview-start-progress-complete flow logs one completion; org B sees none of it, service_role all."""
+    a, b = two_tenants
+    with as_user(migrated, a.user_id) as conn:
+        with accepted(conn, "user A (authenticated) inserting a preview and a sync_progress row for its org"):
+            preview = sync_row(
+                conn,
+                "sync_preview_cache",
+                a.org_id,
+                a.user_id,
+                cache_key="e2e:odoo:product",
+                delta_summary=Jsonb({"create": 60, "update": 40}),
+            )
+            progress = sync_row(conn, "sync_progress", a.org_id, a.user_id, total_items=100)
+        steps = [("in_progress", processed) for processed in (10, 55, 100)] + [("completed", 100)]
+        for status, processed in steps:
+            with accepted(conn, f"user A moving its sync to {status} with {processed} items processed"):
+                updated = conn.execute(
+                    "UPDATE sync_progress SET status = %s, processed_items = %s WHERE id = %s",
+                    (status, processed, progress["id"]),
+                ).rowcount
+            assert updated == 1, (
+                f"user A moving its sync to {status}, {processed} items: expected 1 row updated, got {updated}"
+            )
+        state = conn.execute(
+            "SELECT status::text, processed_items, completed_at IS NOT NULL FROM sync_progress WHERE id = %s",
+            (progress["id"],),
+        ).fetchall()
+        assert state == [("completed", 100, True)], (
+            f"user A's progress row: expected [('completed', 100, completed_at set)], found {state}"
+        )
+        logs = conn.execute(
+            "SELECT id, action::text, status::text, user_id, org_id FROM sync_activity_log WHERE sync_id = %s",
+            (progress["sync_id"],),
+        ).fetchall()
+        assert [row[1:] for row in logs] == [("sync_complete", "completed", a.user_id, a.org_id)], (
+            f"log rows user A sees for its sync: expected one ('sync_complete', 'completed', {a.user_id}, "
+            f"{a.org_id}), found {[row[1:] for row in logs]}"
+        )
+    a_rows = {"sync_preview_cache": preview["id"], "sync_progress": progress["id"], "sync_activity_log": logs[0][0]}
+
+    with as_user(migrated, b.user_id) as conn:
+        seen = {table: visible(conn, table, row_id) for table, row_id in a_rows.items()}
+        assert seen == dict.fromkeys(SYNC_TABLES, 0), f"rows of org A a user of org B sees (expected none): {seen}"
+        own = {table: visible(conn, table, row_id) for table, row_id in b.rows.items()}
+        assert own == dict.fromkeys(SYNC_TABLES, 1), f"a user of org B should see its own rows; sees {own}"
+
+    with acting_as(migrated, SERVICE_ROLE) as conn:
+        seen = {table: visible(conn, table, row_id) for table, row_id in a_rows.items()}
+        assert seen == dict.fromkeys(SYNC_TABLES, 1), f"rows of org A service_role sees (expected all): {seen}"
+
+
+# --- hostile and unusual input ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("table", "column"), TEXT_COLUMNS.items())
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=NO_NUL_TEXT)
+@example(value=QUOTES)
+@example(value=BACKSLASHES)
+@example(value=SQL_INJECTION)
+@example(value=SQL_FRAGMENTS)
+@example(value=EMOJI)
+@example(value=CJK)
+@example(value=COMBINING)
+@example(value=WHITESPACE)
+@example(value="")
+@example(value=LONG_COMPRESSIBLE)
+def test_text_round_trips_verbatim(migrated: psycopg.Connection, table: str, column: str, value: str) -> None:
+    """Text with quotes, backslashes, SQL, emoji, CJK, combining marks or 100 kB is stored and read back verbatim."""
+    with migrated.transaction(force_rollback=True):
+        with accepted(migrated, f"storing {len(value)} characters {value[:40]!r} in {table}.{column}"):
+            row = sync_row(migrated, table, organization(migrated, "round-trip"), **{column: value})
+        found = column_of(migrated, table, column, row["id"])
+        assert found == [value], f"{table}.{column}: " + difference(value, found[0] if len(found) == 1 else None)
+        intact = organization_table_intact(migrated)
+        assert intact, f"after storing {value[:40]!r}: expected table organization to exist, it is gone"
+
+
+@pytest.mark.parametrize("table", ["sync_progress", "sync_activity_log"])
+def test_long_varied_text_round_trips_verbatim(migrated: psycopg.Connection, table: str) -> None:
+    """100 kB of text that does not compress is stored and read back verbatim in error_message and message."""
+    column = TEXT_COLUMNS[table]
+    with accepted(migrated, f"storing {len(LONG_VARIED)} characters in {table}.{column}"):
+        row = sync_row(migrated, table, organization(migrated, "long"), **{column: LONG_VARIED})
+    found = column_of(migrated, table, column, row["id"])
+    assert found == [LONG_VARIED], f"{table}.{column}: " + difference(
+        LONG_VARIED, found[0] if len(found) == 1 else None
+    )
+
+
+def test_cache_key_longer_than_its_index_allows_is_refused_cleanly(migrated: psycopg.Connection) -> None:
+    """A cache_key beyond idx_sync_preview_cache_key's btree limit (2704 bytes) is refused (54000); nothing stored."""
+    org_id = organization(migrated, "long key")
+    before = table_count(migrated, "sync_preview_cache")
+    too_long = LONG_VARIED[: BTREE_TUPLE_LIMIT // 3 + 16]  # 3 bytes a character in UTF-8: just over the limit
+    errors: list[psycopg.Error] = []
+    with refused(migrated, PROGRAM_LIMIT_EXCEEDED), captured(errors):
+        sync_row(migrated, "sync_preview_cache", org_id, cache_key=too_long)
+    assert "idx_sync_preview_cache_key" in (errors[0].diag.message_primary or ""), (
+        f"expected the refusal to name idx_sync_preview_cache_key, got: {errors[0].diag.message_primary}"
+    )
+    after = table_count(migrated, "sync_preview_cache")
+    assert after == before, f"sync_preview_cache: {before} rows before the refused insert, {after} after"
+
+
+NESTED_UNICODE = {
+    "outer": {"inner": {"\u043a\u043b\u044e\u0447": "\u0437\u043d\u0430\u0447\u0435\u043d\u0438\u0435"}},
+    "\u9375": [EMOJI, COMBINING, None, True, False, 0, -1, 1.5, 2**70, [], {}],
+    "quote'\"\\": SQL_INJECTION,
+    "": {"": ""},
+    "deep": {"a": {"b": {"c": {"d": {"e": [1, [2, [3, [4]]]]}}}}},
+}
+
+
+@pytest.mark.parametrize(("table", "column"), JSON_COLUMNS)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=JSON_OBJECTS)
+@example(value=NESTED_UNICODE)
+@example(value={"message": LONG_VARIED})
+def test_jsonb_round_trips_equal(migrated: psycopg.Connection, table: str, column: str, value: dict[str, Any]) -> None:
+    """A jsonb value with nested keys, unicode and hostile strings is read back equal to what was written."""
+    with migrated.transaction(force_rollback=True):
+        with accepted(migrated, f"storing {str(value)[:80]} in {table}.{column}"):
+            row = sync_row(migrated, table, organization(migrated, "json"), **{column: Jsonb(value)})
+        found = column_of(migrated, table, column, row["id"])
+        assert found == [value], f"{table}.{column}: expected [{str(value)[:200]}], found {str(found)[:200]}"
+
+
+@pytest.mark.parametrize(("table", "column"), TEXT_COLUMNS.items())
+def test_nul_in_text_is_refused(migrated: psycopg.Connection, table: str, column: str) -> None:
+    """A NUL in a text value is refused by PostgreSQL (22021 character_not_in_repertoire); nothing is stored."""
+    org_id = organization(migrated, "nul")
+    before = table_count(migrated, table)
+    with refused(migrated, CHARACTER_NOT_IN_REPERTOIRE):
+        insert_text_binary(migrated, table, org_id, column, "before\x00after")
+    after = table_count(migrated, table)
+    assert after == before, f"{table}: {before} rows before the refused insert, {after} after (expected equal)"
+
+
+@pytest.mark.parametrize(("table", "column"), JSON_COLUMNS)
+def test_nul_in_jsonb_is_refused(migrated: psycopg.Connection, table: str, column: str) -> None:
+    """A \\u0000 inside a jsonb string is refused by PostgreSQL (22P05 untranslatable_character); nothing is stored."""
+    org_id = organization(migrated, "nul json")
+    before = table_count(migrated, table)
+    with refused(migrated, UNTRANSLATABLE_CHARACTER):
+        sync_row(migrated, table, org_id, **{column: Jsonb({"nested": {"text": "before\x00after"}})})
+    after = table_count(migrated, table)
+    assert after == before, f"{table}: {before} rows before the refused insert, {after} after (expected equal)"

@@ -1,8 +1,114 @@
-"""Task 8, Rollback Procedure: a rollback that leaves no trace (issue 4).
+"""Task 8, Rollback Procedure: the rollback leaves no trace in every state, and keeps the data it must keep."""
 
-No check yet: until they land, this task is NOT RUN and the verdict NOT APPROVED.
-"""
+from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import psycopg
 import pytest
 
+from readiness import factories, snapshot
+from readiness.apply import TRANSACTION_CONTROL as _TXN
+from readiness.apply import ApplyError, apply_file, split
+from readiness.database import MigrationState
+
 pytestmark = pytest.mark.readiness
+
+# Tables the rollback must leave untouched, row for row.
+KEPT_TABLES = ("public.organization", "auth.users_extended", "public.sync_connection")
+ROLLBACK_VOLUME = 10_000  # activity-log rows present when the rollback is timed
+
+
+@pytest.fixture
+def migration(pytestconfig: pytest.Config) -> Path:
+    return pytestconfig.option.migration
+
+
+@pytest.fixture
+def rollback(pytestconfig: pytest.Config) -> Path:
+    return pytestconfig.option.rollback
+
+
+def run_rollback(conn: psycopg.Connection, rollback: Path, state: str) -> None:
+    try:
+        apply_file(conn, rollback)
+    except ApplyError as error:
+        pytest.fail(f"rollback fails when 0024 is {state}: {error}")
+
+
+def leftovers(before: snapshot.Snapshot, after: snapshot.Snapshot) -> str:
+    return "\n".join(snapshot.diff(before, after)[:20])
+
+
+def test_round_trip_leaves_no_trace(
+    migrated: psycopg.Connection, migration_state: MigrationState, migration: Path, rollback: Path
+) -> None:
+    """After apply then rollback the catalog equals the one before 0024; applying again recreates it exactly."""
+    applied = snapshot.take(migrated)
+    run_rollback(migrated, rollback, "fully applied")
+    after = snapshot.take(migrated)
+    assert after == migration_state.baseline, "rollback leaves objects behind:\n" + leftovers(
+        migration_state.baseline, after
+    )
+    apply_file(migrated, migration)
+    again = snapshot.take(migrated)
+    assert again == applied, "0024 applied after its rollback differs from the first apply:\n" + leftovers(
+        applied, again
+    )
+
+
+def test_rollback_when_never_applied(
+    migrated: psycopg.Connection, premigration: psycopg.Connection, rollback: Path
+) -> None:
+    """The rollback runs on a database where 0024 was never applied, and changes nothing there."""
+    before = snapshot.take(premigration)
+    run_rollback(premigration, rollback, "never applied")
+    after = snapshot.take(premigration)
+    assert after == before, "rollback changed a database 0024 never touched:\n" + leftovers(before, after)
+
+
+def cut_points(migration: Path) -> dict[str, int]:
+    """Statement counts after which a partial apply stops: the end of each run of one kind of statement."""
+    kinds = [s.kind for s in split(migration) if s.kind != _TXN]
+    return {f"after statement {i + 1} ({kind})": i + 1 for i, kind in enumerate(kinds[:-1]) if kinds[i + 1] != kind}
+
+
+def test_rollback_after_partial_apply(
+    migrated: psycopg.Connection, premigration: psycopg.Connection, migration: Path, rollback: Path
+) -> None:
+    """Stopped after any run of statements (enums, tables, indexes...), the rollback restores the database."""
+    before = snapshot.take(premigration)
+    failures = []
+    for cut, count in cut_points(migration).items():
+        with premigration.transaction(force_rollback=True):
+            apply_file(premigration, migration, limit=count)
+            try:
+                with premigration.transaction():
+                    apply_file(premigration, rollback)
+            except ApplyError as error:
+                failures.append(f"{cut}: rollback fails: {error}")
+                continue
+            after = snapshot.diff(before, snapshot.take(premigration))
+            if after:
+                failures.append(f"{cut}: leftovers {after[:5]}")
+    assert not failures, "rollback after a partial apply of 0024:\n" + "\n".join(failures)
+
+
+def test_rollback_keeps_prerequisite_data(migrated: psycopg.Connection, rollback: Path, record_figure) -> None:
+    """Rolling back with data removes the sync tables and leaves organisations, users and 0023's rows untouched."""
+    tenants = [factories.tenant(migrated, f"rollback-{i}") for i in range(3)]
+    factories.insert(migrated, "sync_connection", org_id=tenants[0].org_id, provider="odoo", name="erp")
+    migrated.execute(
+        "INSERT INTO sync_activity_log (org_id, action, status, created_at) "
+        "SELECT %s, 'batch_process', 'completed', now() - make_interval(mins => g) FROM generate_series(1, %s) g",
+        (tenants[1].org_id, ROLLBACK_VOLUME),
+    )
+    kept = {table: snapshot.fingerprint(migrated, table) for table in KEPT_TABLES}
+    started = time.perf_counter()
+    run_rollback(migrated, rollback, "applied, with data")
+    record_figure(f"rollback with {ROLLBACK_VOLUME:,} log rows", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    after = {table: snapshot.fingerprint(migrated, table) for table in KEPT_TABLES}
+    assert after == kept, f"rollback changed kept tables: before {kept}, after {after}"
+    remaining = [t for t in factories.SYNC_TABLES if migrated.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+    assert remaining == [], f"rollback leaves tables {remaining}"

@@ -144,15 +144,17 @@ $$;
 REVOKE EXECUTE ON FUNCTION auto_cleanup_preview_cache() FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION auto_cleanup_preview_cache() TO service_role;
 
--- Stamps completed_at when a job reaches a finished status, then derives the
--- elapsed seconds and the speed (NULL while no time has elapsed).
+-- Keeps completed_at set exactly while a job is in a finished status (stamped when
+-- it finishes, cleared when it is resumed), then derives the elapsed seconds and the
+-- speed (NULL while no time has elapsed).
 CREATE FUNCTION update_sync_progress_elapsed() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = ''
 AS $$
 BEGIN
-    IF NEW.completed_at IS NULL
-       AND NEW.status IN ('completed', 'completed_with_errors', 'failed', 'cancelled', 'timeout') THEN
+    IF NEW.status NOT IN ('completed', 'completed_with_errors', 'failed', 'cancelled', 'timeout') THEN
+        NEW.completed_at := NULL;
+    ELSIF NEW.completed_at IS NULL THEN
         NEW.completed_at := now();
     END IF;
     NEW.elapsed_seconds := greatest(

@@ -1,6 +1,8 @@
--- Rollback of migration 0024, verbatim from the readiness report (section 8).
--- Whether it runs in every state (never applied, partly applied) is task 8's
--- question; it is kept as the report gives it until a test shows why to change it.
+-- Rollback of migration 0024: the readiness report's script (section 8), with one fix.
+-- The report's ALTER TABLE ... DISABLE ROW LEVEL SECURITY fails when the table does
+-- not exist (0024 never applied, or stopped after its enums); task 8 showed it, and
+-- IF EXISTS makes the script safe in every state. The report's version is kept in
+-- 0024_down_report.sql.
 BEGIN;
 
 -- Drop RLS policies (reverse order)
@@ -18,9 +20,9 @@ DROP POLICY IF EXISTS preview_cache_insert ON sync_preview_cache;
 DROP POLICY IF EXISTS preview_cache_select ON sync_preview_cache;
 
 -- Disable RLS
-ALTER TABLE sync_activity_log DISABLE ROW LEVEL SECURITY;
-ALTER TABLE sync_progress DISABLE ROW LEVEL SECURITY;
-ALTER TABLE sync_preview_cache DISABLE ROW LEVEL SECURITY;
+ALTER TABLE IF EXISTS sync_activity_log DISABLE ROW LEVEL SECURITY;
+ALTER TABLE IF EXISTS sync_progress DISABLE ROW LEVEL SECURITY;
+ALTER TABLE IF EXISTS sync_preview_cache DISABLE ROW LEVEL SECURITY;
 
 -- Drop trigger functions
 DROP TRIGGER IF EXISTS sync_progress_log_completion ON sync_progress;

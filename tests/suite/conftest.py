@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from readiness import PROJECT_ROOT
-from readiness.database import DEFAULT_MIGRATION
+from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ReadinessRun:
 
 
 def mutate(old: str, new: str, source: str | None = None) -> str:
-    """The migration with `old` replaced by `new`; `old` must occur exactly once, so no mutation is a no-op."""
+    """`source` (default: the migration) with `old` replaced by `new`; `old` must occur exactly once."""
     text = source if source is not None else DEFAULT_MIGRATION.read_text()
     assert text.count(old) == 1, f"mutation target occurs {text.count(old)} times: {old!r}"
     return text.replace(old, new)
@@ -41,15 +41,24 @@ def mutate(old: str, new: str, source: str | None = None) -> str:
 def readiness_run(tmp_path: Path) -> Callable[..., ReadinessRun]:
     """Run `pytest -m readiness` in a subprocess on a given migration text; return its exit code and sign-off."""
 
-    def run(migration_text: str | None = None, *extra: str) -> ReadinessRun:
+    def run(migration_text: str | None = None, *extra: str, rollback_text: str | None = None) -> ReadinessRun:
         args = [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--report-dir={tmp_path / 'reports'}"]
         if migration_text is not None:
             migration = tmp_path / "0024_under_test.sql"
             migration.write_text(migration_text)
             args.append(f"--migration={migration}")  # one token: pytest must not take the path for a test path
+        if rollback_text is not None:
+            rollback = tmp_path / "0024_down_under_test.sql"
+            rollback.write_text(rollback_text)
+            args.append(f"--rollback={rollback}")
         result = subprocess.run([*args, *extra], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
         signoff_path = tmp_path / "reports" / "signoff.json"
         signoff = json.loads(signoff_path.read_text()) if signoff_path.is_file() else {}
         return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff)
 
     return run
+
+
+def mutate_rollback(old: str, new: str) -> str:
+    """The rollback with `old` replaced by `new` (exactly once)."""
+    return mutate(old, new, source=DEFAULT_ROLLBACK.read_text())

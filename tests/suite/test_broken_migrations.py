@@ -10,10 +10,10 @@ pytestmark = pytest.mark.suite
 
 
 def test_sound_migration_passes_filled_tasks_and_is_not_approved_until_all_run(readiness_run) -> None:
-    """The project's 0024: tasks 1 and 5 PASS, unfilled tasks NOT RUN, so NOT APPROVED and a non-zero exit."""
+    """The project's 0024: every task with checks PASS, tasks 3 and 7 NOT RUN, so NOT APPROVED and exit 1."""
     run = readiness_run()
-    assert run.statuses()[1] == "PASS" and run.statuses()[5] == "PASS", run.output
-    assert {n for n, status in run.statuses().items() if status == "NOT RUN"} == {2, 3, 4, 6, 7, 8}
+    assert {n for n, status in run.statuses().items() if status == "PASS"} == {1, 2, 4, 5, 6, 8}, run.output
+    assert {n for n, status in run.statuses().items() if status == "NOT RUN"} == {3, 7}
     assert run.signoff["verdict"] == "NOT APPROVED"
     assert run.exit_code == 1
     assert len(run.signoff["migration"]["sha256"]) == 64
@@ -98,3 +98,29 @@ def test_wrong_server_major_is_refused(readiness_run) -> None:
     run = readiness_run(None, "--pg-major=16")
     assert run.exit_code == 4, run.output
     assert "is PostgreSQL 17." in run.output and "targets PostgreSQL 16" in run.output
+
+
+def test_restrict_on_log_org_fk_fails_task_6(readiness_run) -> None:
+    """sync_activity_log's org_id with ON DELETE RESTRICT turns task 6 red: deleting an organisation is refused."""
+    run = readiness_run(
+        mutate(
+            "org_id UUID NOT NULL REFERENCES organization(id) ON DELETE CASCADE,\n    sync_id UUID,\n",
+            "org_id UUID NOT NULL REFERENCES organization(id) ON DELETE RESTRICT,\n    sync_id UUID,\n",
+        )
+    )
+    assert run.statuses()[6] == "FAIL", run.output
+    assert "deleting organisation A" in run.task(6)["comments"], run.task(6)["comments"]
+    assert "sync_activity_log_org_id_fkey" in run.task(6)["comments"], run.task(6)["comments"]
+
+
+def test_unpinned_search_path_of_definer_function_fails_task_4(readiness_run) -> None:
+    """A SECURITY DEFINER function without SET search_path = '' turns task 4 red, naming the function."""
+    run = readiness_run(
+        mutate(
+            "LANGUAGE plpgsql VOLATILE SECURITY DEFINER\nSET search_path = ''\nAS $$\nDECLARE",
+            "LANGUAGE plpgsql VOLATILE SECURITY DEFINER\nAS $$\nDECLARE",
+        )
+    )
+    assert run.statuses()[4] == "FAIL", run.output
+    assert "differs auto_cleanup_preview_cache" in run.task(4)["comments"], run.task(4)["comments"]
+    assert "search_path not pinned" in run.task(4)["comments"], run.task(4)["comments"]

@@ -1,0 +1,93 @@
+"""A snapshot of every kind of object a migration can create, to diff before and after.
+
+Each kind maps to a set of one-line descriptions, so a diff names the leftover object
+exactly: types, relations with their RLS flags and grants, columns, constraints, indexes,
+functions with their settings and grants, triggers, and policies, in schemas public and auth.
+"""
+
+from __future__ import annotations
+
+from psycopg import Connection, sql
+
+SCHEMAS = ["public", "auth"]
+
+QUERIES = {
+    "types": """
+        SELECT n.nspname || '.' || t.typname || ' ' || t.typtype::text || ' '
+               || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+                            FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+               || ' acl=' || coalesce(t.typacl::text, '')
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = ANY(%s) AND t.typtype IN ('e', 'd', 'r', 'm')
+    """,
+    "relations": """
+        SELECT n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
+               || ' force=' || c.relforcerowsecurity || ' acl=' || coalesce(c.relacl::text, '')
+               || coalesce(' bound=' || pg_get_expr(c.relpartbound, c.oid), '')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s) AND c.relkind <> 't'
+    """,
+    "columns": """
+        SELECT n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+               || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+               || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE n.nspname = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
+    """,
+    "constraints": """
+        SELECT n.nspname || '.' || c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s)
+    """,
+    "indexes": """
+        SELECT pg_get_indexdef(i.indexrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s)
+    """,
+    "functions": """
+        SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') returns '
+               || pg_get_function_result(p.oid) || ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text
+               || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || coalesce(p.proacl::text, '')
+               || ' body=' || md5(p.prosrc)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY(%s)
+    """,
+    "triggers": """
+        SELECT pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal
+    """,
+    "policies": """
+        SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd
+               || ' to=' || roles::text || ' using=' || coalesce(qual, '') || ' check=' || coalesce(with_check, '')
+        FROM pg_policies WHERE schemaname = ANY(%s)
+    """,
+}
+
+Snapshot = dict[str, frozenset[str]]
+
+
+def take(conn: Connection) -> Snapshot:
+    """Every object of schemas public and auth, by kind."""
+    return {kind: frozenset(row[0] for row in conn.execute(query, (SCHEMAS,))) for kind, query in QUERIES.items()}
+
+
+def diff(before: Snapshot, after: Snapshot) -> list[str]:
+    """'+ kind: object' for what `after` adds, '- kind: object' for what it lost; empty when identical."""
+    lines = []
+    for kind in QUERIES:
+        lines += [f"- {kind}: {item}" for item in sorted(before[kind] - after[kind])]
+        lines += [f"+ {kind}: {item}" for item in sorted(after[kind] - before[kind])]
+    return lines
+
+
+def fingerprint(conn: Connection, table: str) -> tuple[int, str]:
+    """Row count and an md5 of every row's text: equal fingerprints mean the same rows."""
+    schema, _, name = table.rpartition(".")
+    query = sql.SQL("SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} t").format(
+        sql.Identifier(schema or "public", name)
+    )
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0], row[1]

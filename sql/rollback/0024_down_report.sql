@@ -1,0 +1,49 @@
+-- Rollback of migration 0024, verbatim from the readiness report (section 8), kept
+-- for the record. It fails when 0024 was never applied, or stopped after its enums:
+-- ALTER TABLE sync_activity_log DISABLE ROW LEVEL SECURITY has no IF EXISTS
+-- (tests/suite/test_broken_rollbacks.py shows it). sql/rollback/0024_down.sql is the fix.
+BEGIN;
+
+-- Drop RLS policies (reverse order)
+DROP POLICY IF EXISTS sync_activity_log_delete ON sync_activity_log;
+DROP POLICY IF EXISTS sync_activity_log_update ON sync_activity_log;
+DROP POLICY IF EXISTS sync_activity_log_insert ON sync_activity_log;
+DROP POLICY IF EXISTS sync_activity_log_select ON sync_activity_log;
+DROP POLICY IF EXISTS sync_progress_delete ON sync_progress;
+DROP POLICY IF EXISTS sync_progress_update ON sync_progress;
+DROP POLICY IF EXISTS sync_progress_insert ON sync_progress;
+DROP POLICY IF EXISTS sync_progress_select ON sync_progress;
+DROP POLICY IF EXISTS preview_cache_delete ON sync_preview_cache;
+DROP POLICY IF EXISTS preview_cache_update ON sync_preview_cache;
+DROP POLICY IF EXISTS preview_cache_insert ON sync_preview_cache;
+DROP POLICY IF EXISTS preview_cache_select ON sync_preview_cache;
+
+-- Disable RLS
+ALTER TABLE sync_activity_log DISABLE ROW LEVEL SECURITY;
+ALTER TABLE sync_progress DISABLE ROW LEVEL SECURITY;
+ALTER TABLE sync_preview_cache DISABLE ROW LEVEL SECURITY;
+
+-- Drop trigger functions
+DROP TRIGGER IF EXISTS sync_progress_log_completion ON sync_progress;
+DROP TRIGGER IF EXISTS sync_progress_update_timestamp ON sync_progress;
+DROP TRIGGER IF EXISTS sync_progress_validate_totals ON sync_progress;
+DROP TRIGGER IF EXISTS sync_progress_update_elapsed ON sync_progress;
+
+DROP FUNCTION IF EXISTS auto_log_sync_activity_on_progress_change();
+DROP FUNCTION IF EXISTS update_sync_progress_timestamp();
+DROP FUNCTION IF EXISTS validate_sync_progress_totals();
+DROP FUNCTION IF EXISTS update_sync_progress_elapsed();
+DROP FUNCTION IF EXISTS auto_cleanup_preview_cache();
+
+-- Drop tables (partitions cascade)
+DROP TABLE IF EXISTS sync_activity_log CASCADE;
+DROP TABLE IF EXISTS sync_progress CASCADE;
+DROP TABLE IF EXISTS sync_preview_cache CASCADE;
+
+-- Drop enums
+DROP TYPE IF EXISTS sync_status_type;
+DROP TYPE IF EXISTS sync_entity_type;
+DROP TYPE IF EXISTS sync_action;
+DROP TYPE IF EXISTS sync_type;
+
+COMMIT;
