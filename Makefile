@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup readiness test lint bench-isolation clean
+.PHONY: setup readiness test lint bench-isolation bench-volume clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,18 @@ setup: $(VENV)/.installed
 readiness: setup
 	$(PYTEST) -m readiness
 
+# The tests of the suite prove verdicts, not plans at scale: a tenth of the sign-off's volume.
 test: setup lint
-	$(PYTEST) --report-dir=reports/test
+	$(PYTEST) --report-dir=reports/test --volume=100000
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check readiness tests conftest.py bench
 
 bench-isolation: setup
 	$(PY) bench/isolation.py 20
+
+bench-volume: setup
+	$(PY) bench/volume.py 1000000
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import settings
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import factories, server
+from readiness import factories, server, volume
+from readiness.apply import apply_file
 from readiness.database import MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import ReadinessUsageError
 from readiness.factories import Tenant
@@ -88,6 +89,39 @@ def premigration(premigration_connection: psycopg.Connection) -> Iterator[psycop
         yield premigration_connection
     finally:
         premigration_connection.rollback()
+
+
+@pytest.fixture(scope="session")
+def volume_connection(
+    pg_server: PostgreSQLExecutor, pytestconfig: pytest.Config, timeouts: Timeouts, migration_state: MigrationState
+) -> Iterator[psycopg.Connection]:
+    """A third database: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows), once per run."""
+    if migration_state.blocked_reason:
+        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+    rows = pytestconfig.getoption("volume")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"loading the volume for task 3: {rows:,} activity-log rows, 100 organisations ...")
+    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, "readiness_volume")
+    with connect(conninfo, timeouts) as conn:
+        apply_file(conn, pytestconfig.option.migration)
+        conn.commit()
+    load_timeouts = Timeouts(timeouts.lock_ms, statement_ms=0)  # the load is bounded by its size, not a timeout
+    timings = volume.load(conninfo, rows, lambda info, **kw: connect(info, load_timeouts, **kw))
+    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    for step, seconds in timings.items():
+        signoff.figures[f"volume load: {step}"] = f"{seconds:.1f} s"
+    with connect(conninfo, timeouts) as conn:
+        yield conn
+
+
+@pytest.fixture
+def volume_db(volume_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The database with the volume loaded, inside a transaction rolled back after the test."""
+    try:
+        yield volume_connection
+    finally:
+        volume_connection.rollback()
 
 
 @pytest.fixture

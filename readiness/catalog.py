@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import Connection
 
 from readiness.expected import FUNCTIONS as EXPECTED_FUNCTIONS
-from readiness.expected import Column, ForeignKey, Function, Policy, Trigger
+from readiness.expected import Column, ForeignKey, Function, Index, Policy, Trigger
 
 RELATION_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 SCHEMA_EXISTS = "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)"
@@ -51,6 +51,29 @@ PARTITION_KEY = """
 SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN 'hash' END,
        pg_get_partkeydef(p.partrelid)
 FROM pg_partitioned_table p WHERE p.partrelid = %s::regclass
+"""
+
+INDEXES = """
+SELECT ci.relname, ct.relname,
+       array(SELECT pg_get_indexdef(i.indexrelid, k + 1, true)
+                    || CASE WHEN i.indoption[k] & 1 = 1 THEN ' DESC' ELSE '' END
+             FROM generate_series(0, i.indnkeyatts::int - 1) k ORDER BY k),
+       pg_get_expr(i.indpred, i.indrelid), i.indisunique, am.amname
+FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_class ct ON ct.oid = i.indrelid
+JOIN pg_am am ON am.oid = ci.relam
+WHERE ct.relname = ANY(%s) AND ct.relnamespace = 'public'::regnamespace AND NOT i.indisprimary
+"""
+
+# An index that CREATE INDEX CONCURRENTLY left unfinished, on a table or any of its partitions.
+INVALID_INDEXES = """
+SELECT ci.relname FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
+WHERE ci.relnamespace = 'public'::regnamespace AND NOT (i.indisvalid AND i.indisready)
+"""
+
+# The index of the partitioned table that a partition's index belongs to (itself if none).
+INDEX_ROOT = """
+SELECT coalesce(pg_partition_root(c.oid), c.oid)::regclass::text
+FROM pg_class c WHERE c.relname = %s AND c.relkind IN ('i', 'I') ORDER BY c.oid LIMIT 1
 """
 
 RLS_ENABLED = "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass"
@@ -103,6 +126,22 @@ def primary_key(conn: Connection, table: str) -> tuple[str, ...]:
 
 def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:
     return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS, (table,)))
+
+
+def indexes(conn: Connection, tables: list[str]) -> dict[str, Index]:
+    """Index name -> its definition, for the non-primary-key indexes of `tables` (partitioned parents included)."""
+    return {
+        name: Index(table, tuple(columns), predicate, unique, method)
+        for name, table, columns, predicate, unique, method in conn.execute(INDEXES, (tables,))
+    }
+
+
+def invalid_indexes(conn: Connection) -> list[str]:
+    return [row[0] for row in conn.execute(INVALID_INDEXES)]
+
+
+def index_root(conn: Connection, name: str) -> str:
+    return str(scalar(conn, INDEX_ROOT, name))
 
 
 def rls_enabled(conn: Connection, table: str) -> bool:

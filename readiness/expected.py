@@ -208,6 +208,13 @@ INDEXES: dict[str, Index] = {
     "idx_sync_activity_log_status": Index("sync_activity_log", ("status", "created_at DESC")),
     "idx_sync_activity_log_sync_id": Index("sync_activity_log", ("sync_id", "created_at DESC")),
 }
+# Beyond the report (README, "The schema"): every FK column leads an index, so deleting a
+# user (ON DELETE SET NULL) does not scan these tables whole.
+FK_INDEXES: dict[str, Index] = {
+    "idx_sync_preview_cache_computed_by": Index("sync_preview_cache", ("computed_by",)),
+    "idx_sync_progress_initiated_by": Index("sync_progress", ("initiated_by",)),
+}
+ALL_INDEXES = {**INDEXES, **FK_INDEXES}
 
 # Report, section 4 and the rollback script (section 8); how each function runs is the
 # project's design (README, "The schema"): every function pins search_path to '' (nothing

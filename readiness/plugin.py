@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rollback", type=Path, default=DEFAULT_ROLLBACK, help="rollback file of 0024 under test")
     group.addoption("--report-dir", type=Path, default=PROJECT_ROOT / "reports", help="where reports are written")
     group.addoption("--pg-major", type=int, default=17, help="PostgreSQL major the server must be (default 17)")
+    group.addoption(
+        "--volume", type=int, default=1_000_000, help="activity-log rows loaded for the index plans (task 3)"
+    )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
     group.addoption("--statement-timeout", type=int, default=120_000, help="statement_timeout in ms")
 
@@ -81,11 +84,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         tried = sum(int(n) + int(m) for n, m in re.findall(r"(\d+) passing, (\d+) failing", examples))
         report.user_properties.append(("hypothesis_examples", tried))
     if report.when == "setup":
+        # On the item, so the call and teardown reports carry them too (pytest copies them per report).
         doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
-        report.user_properties.append(("description", (doc or item.name).strip().splitlines()[0]))
+        properties = [("description", (doc or item.name).strip().splitlines()[0])]
         marker = item.get_closest_marker("check")
         if marker:
-            report.user_properties.append(("check", marker.args[0]))
+            properties.append(("check", marker.args[0]))
+        item.user_properties.extend(properties)
+        report.user_properties.extend(properties)
 
 
 def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:

@@ -1,8 +1,241 @@
-"""Task 7, Production Readiness Checks: the report's table and the linters' rules (issue 4).
+"""Task 7, Production Readiness Checks: the report's table, Supabase's linter rules, 0024's lock footprint.
 
-No check yet: until they land, this task is NOT RUN and the verdict NOT APPROVED.
+The report's rows first: the server, the prerequisites, no session in the migration's way, the
+migration executing on a database that never had it (under lock_timeout, rolled back), RLS on.
+Then splinter's rules on the migrated schema: a finding 0024 brings fails its test, a finding the
+database had before 0024 (the same rule on the never-migrated database) is reported, not failed.
+Then, as the tool eugene traces it, the locks 0024 takes on what existed before it, and rewrites.
 """
 
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
 import pytest
 
+from readiness import catalog, expected, lint
+from readiness.apply import ApplyError, apply_file
+from readiness.database import MigrationState, Timeouts, connect, prerequisite_exists
+from readiness.factories import SYNC_TABLES
+from readiness.signoff import BLOCKED_PREFIX
+
 pytestmark = pytest.mark.readiness
+
+SERVER_VERSION_NUM = "SELECT current_setting('server_version_num')::int"
+SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+# What 0024 locks or creates: its referenced tables, and its own tables if present (a re-run).
+TOUCHED = ["public.organization", "auth.users_extended", *(f"public.{table}" for table in SYNC_TABLES)]
+DEPLOYMENT_SAFE = "Application deployment safe"
+
+
+@pytest.fixture
+def migration(pytestconfig: pytest.Config) -> Path:
+    return pytestconfig.option.migration
+
+
+def dry_run(conn: psycopg.Connection, migration: Path, timeouts: Timeouts) -> None:
+    """Apply `migration` in `conn`'s transaction (the caller rolls it back), never waiting on a lock for long."""
+    conn.execute(SET_LOCK_TIMEOUT, (f"{timeouts.lock_ms}ms",))
+    apply_file(conn, migration)
+
+
+# --- the report's table ----------------------------------------------------------------
+
+
+def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pytest.Config) -> None:
+    """The server the checks run on is PostgreSQL of the --pg-major release (17, as the report's Neon)."""
+    version = catalog.scalar(db, SERVER_VERSION_NUM)
+    wanted = pytestconfig.getoption("pg_major")
+    assert version // 10000 == wanted, f"server_version_num {version}: PostgreSQL {version // 10000}, not {wanted}"
+
+
+@pytest.mark.parametrize(
+    "prerequisite",
+    [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
+)
+def test_prerequisite_in_place(db: psycopg.Connection, prerequisite: expected.Prerequisite) -> None:
+    """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
+    assert prerequisite_exists(db, prerequisite), (
+        f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
+    )
+
+
+@pytest.mark.check("Schema prerequisites exist")
+def test_migration_0023_in_place(db: psycopg.Connection) -> None:
+    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync_connection table exists)."""
+    assert catalog.relation_exists(db, expected.MIGRATION_0023_TABLE), (
+        f"{expected.MIGRATION_0023_TABLE} MISSING: apply migration 0023 before 0024 (report, Step 3)."
+    )
+
+
+@pytest.mark.check("No active locks")
+def test_no_session_in_the_way(db: psycopg.Connection, migration_state: MigrationState, timeouts: Timeouts) -> None:
+    """No other session holds a lock on what 0024 touches or keeps a transaction open (idle, or over 5 minutes)."""
+    found = lint.sessions_in_the_way(db, TOUCHED)
+    # The check must see a lock when there is one: another session takes one on organization.
+    # It must not wait on one either: that session also locks the partitioned log whole, if present.
+    with connect(migration_state.conninfo, timeouts) as other:
+        try:
+            other.execute("LOCK TABLE organization IN ROW EXCLUSIVE MODE")
+            if catalog.relation_exists(db, "public.sync_activity_log"):
+                other.execute("LOCK TABLE sync_activity_log IN ACCESS EXCLUSIVE MODE")
+            probe = lint.sessions_in_the_way(db, TOUCHED)
+        finally:
+            other.rollback()
+        pid = other.info.backend_pid
+    assert any(f.pid == pid and f.relation == "organization" and f.mode == "RowExclusiveLock" for f in probe), (
+        f"the check misses a RowExclusiveLock another session (pid {pid}) holds on organization; it found {probe}"
+    )
+    assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
+
+
+@pytest.mark.check("Migration can execute")
+def test_migration_executes_on_a_fresh_database(
+    premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure
+) -> None:
+    """The 0024 under test runs to its end on a database at its prerequisites, under lock_timeout (rolled back)."""
+    started = time.perf_counter()
+    failure = None
+    try:
+        dry_run(premigration, migration, timeouts)
+    except ApplyError as error:
+        failure = error
+    assert failure is None, f"0024 does not execute on a database at its prerequisites: {failure}"
+    record_figure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+
+
+@pytest.mark.check("RLS can be enabled")
+@pytest.mark.parametrize("table", SYNC_TABLES)
+def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> None:
+    """Row-level security is enabled on each sync table once 0024 is applied."""
+    assert catalog.rls_enabled(migrated, table), f"RLS is not enabled on {table} after 0024: enable it in 0024"
+
+
+# --- Supabase linter (splinter) rules ---------------------------------------------------
+
+
+def findings_of(rule: lint.Rule, migrated: psycopg.Connection, premigration: psycopg.Connection) -> str:
+    """The findings 0024 brings (not those the database had before it), one per line."""
+    return "\n".join(lint.new_findings(rule, migrated, premigration))
+
+
+def test_pre_existing_lint_findings_reported(premigration: psycopg.Connection, record_figure) -> None:
+    """Findings the database has before 0024 (its prerequisites) are reported in Measurements, not failed."""
+    found = [finding for rule in lint.RULES.values() for finding in rule(premigration)]
+    record_figure("pre-existing lint findings", " | ".join(found) or "none")
+
+
+@pytest.mark.check("RLS can be enabled")
+def test_lint_rls_disabled_in_public(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter rls_disabled_in_public: every table of 0024, partitions included, that the API roles reach has RLS."""
+    found = findings_of(lint.rls_disabled_in_public, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check("RLS can be enabled")
+def test_lint_policy_exists_rls_disabled(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter policy_exists_rls_disabled: no table has policies while its RLS is off."""
+    found = findings_of(lint.policy_exists_rls_disabled, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_rls_enabled_no_policy(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter rls_enabled_no_policy: no table has RLS and no policy (partitions aside: reached via the parent)."""
+    found = findings_of(lint.rls_enabled_no_policy, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_multiple_permissive_policies(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter multiple_permissive_policies: at most one permissive policy per table, role and command."""
+    found = findings_of(lint.multiple_permissive_policies, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_auth_rls_initplan(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter auth_rls_initplan: policies call auth.uid()/jwt()/role() only as (SELECT ...), once per statement."""
+    found = findings_of(lint.auth_rls_initplan, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_function_search_path_mutable(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter function_search_path_mutable: every function 0024 creates pins its search_path."""
+    found = findings_of(lint.function_search_path_mutable, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_security_definer_not_executable_by_anon(
+    migrated: psycopg.Connection, premigration: psycopg.Connection
+) -> None:
+    """splinter anon_security_definer_function_executable: anon can execute no SECURITY DEFINER function."""
+    found = findings_of(lint.anon_security_definer_function_executable, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_security_definer_not_executable_by_authenticated(
+    migrated: psycopg.Connection, premigration: psycopg.Connection
+) -> None:
+    """splinter authenticated_security_definer_function_executable: authenticated can execute none of 0024's."""
+    found = findings_of(lint.authenticated_security_definer_function_executable, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_unindexed_foreign_keys(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter unindexed_foreign_keys: every foreign key of 0024 leads an index of its table."""
+    found = findings_of(lint.unindexed_foreign_keys, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_duplicate_index(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter duplicate_index: no two indexes 0024 creates on a table are identical."""
+    found = findings_of(lint.duplicate_index, migrated, premigration)
+    assert found == "", found
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_lint_rls_policy_always_true(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+    """splinter rls_policy_always_true: no permissive INSERT/UPDATE/DELETE/ALL policy is USING or WITH CHECK (true)."""
+    found = findings_of(lint.rls_policy_always_true, migrated, premigration)
+    assert found == "", found
+
+
+# --- lock footprint (eugene) ------------------------------------------------------------
+
+
+@pytest.fixture
+def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure) -> lint.Footprint:
+    """The locks 0024 takes on the relations that existed before it, and their rewrites, in a rolled-back dry run."""
+    try:
+        traced = lint.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
+    except ApplyError as error:  # test_migration_executes_on_a_fresh_database fails with it
+        pytest.skip(f"{BLOCKED_PREFIX}0024 does not execute, its lock footprint cannot be traced: {error}")
+    record_figure("0024 lock footprint", str(traced))
+    return traced
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_no_access_exclusive_lock_on_existing_relation(footprint: lint.Footprint) -> None:
+    """0024 takes no ACCESS EXCLUSIVE lock on a relation that existed before it (every read would wait)."""
+    blocked = footprint.access_exclusive()
+    assert blocked == [], (
+        f"0024 locks {', '.join(blocked)} ACCESS EXCLUSIVE until COMMIT: every query of it waits. "
+        f"Footprint: {footprint}"
+    )
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+def test_no_rewrite_of_existing_table(footprint: lint.Footprint) -> None:
+    """0024 rewrites no table that existed before it (its relfilenode is unchanged)."""
+    assert footprint.rewritten == (), (
+        f"0024 rewrites {', '.join(footprint.rewritten)} (new relfilenode): the table is copied whole under "
+        "ACCESS EXCLUSIVE. Use a change that does not rewrite (e.g. no volatile DEFAULT on ADD COLUMN)."
+    )

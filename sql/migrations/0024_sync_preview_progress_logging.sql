@@ -1,7 +1,8 @@
 -- Migration 0024: Sync Preview, Progress & Logging.
 -- Requires: organization, auth.users_extended, auth.uid() (prerequisites) and 0023.
 -- Creates 4 enums, 3 tables (sync_activity_log partitioned by month on
--- created_at), 15 indexes, 5 functions, 4 triggers and 12 RLS policies.
+-- created_at), the report's 15 indexes and 2 for user FKs, 5 functions,
+-- 4 triggers and 12 RLS policies.
 BEGIN;
 
 -- Enums ---------------------------------------------------------------------
@@ -122,6 +123,11 @@ CREATE INDEX idx_sync_activity_log_entity ON sync_activity_log (org_id, entity_t
 CREATE INDEX idx_sync_activity_log_action ON sync_activity_log (action, created_at DESC);
 CREATE INDEX idx_sync_activity_log_status ON sync_activity_log (status, created_at DESC);
 CREATE INDEX idx_sync_activity_log_sync_id ON sync_activity_log (sync_id, created_at DESC);
+
+-- Beyond the report: the two user FKs the 15 leave unindexed. Without them, deleting a
+-- user (ON DELETE SET NULL) scans sync_preview_cache and sync_progress whole.
+CREATE INDEX idx_sync_preview_cache_computed_by ON sync_preview_cache (computed_by);
+CREATE INDEX idx_sync_progress_initiated_by ON sync_progress (initiated_by);
 
 -- Functions and triggers (report, section 4) -------------------------------
 -- Every function pins search_path to '' and names what it touches in full.

@@ -14,6 +14,9 @@ import pytest
 from readiness import PROJECT_ROOT
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
+# Nested runs prove verdicts, not speed: a small volume keeps each under a few seconds.
+NESTED_VOLUME = 20_000
+
 
 @dataclass(frozen=True)
 class ReadinessRun:
@@ -43,6 +46,7 @@ def readiness_run(tmp_path: Path) -> Callable[..., ReadinessRun]:
 
     def run(migration_text: str | None = None, *extra: str, rollback_text: str | None = None) -> ReadinessRun:
         args = [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--report-dir={tmp_path / 'reports'}"]
+        args.append(f"--volume={NESTED_VOLUME}")
         if migration_text is not None:
             migration = tmp_path / "0024_under_test.sql"
             migration.write_text(migration_text)

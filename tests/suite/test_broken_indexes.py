@@ -1,0 +1,45 @@
+"""Broken indexes turn task 3 red: a lost DESC, a lost predicate, a missing index are each named."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.suite.conftest import mutate
+
+pytestmark = pytest.mark.suite
+
+TASK_3 = "tests/test_03_indexes.py"
+
+
+def test_index_without_desc_fails_task_3(readiness_run) -> None:
+    """An index created ASC where the report says DESC fails task 3, naming the index and both definitions."""
+    text = mutate(
+        "idx_sync_activity_log_org_created ON sync_activity_log (org_id, created_at DESC)",
+        "idx_sync_activity_log_org_created ON sync_activity_log (org_id, created_at)",
+    )
+    run = readiness_run(text, TASK_3)
+    assert run.statuses()[3] == "FAIL", run.output
+    assert "index idx_sync_activity_log_org_created" in run.output
+    assert "columns=('org_id', 'created_at')" in run.output
+
+
+def test_index_without_predicate_fails_task_3(readiness_run) -> None:
+    """The active-jobs index without WHERE completed_at IS NULL fails task 3 (and duplicates its twin)."""
+    text = mutate(
+        "(org_id, updated_at DESC) WHERE completed_at IS NULL;",
+        "(org_id, updated_at DESC);",
+    )
+    run = readiness_run(text, TASK_3)
+    assert run.statuses()[3] == "FAIL", run.output
+    assert "index idx_sync_progress_active" in run.output
+    assert "idx_sync_progress_updated duplicates idx_sync_progress_active" in run.output
+
+
+def test_missing_index_fails_task_3(readiness_run) -> None:
+    """A migration without the cache-key index fails task 3 and names it missing."""
+    text = mutate(
+        "CREATE INDEX idx_sync_preview_cache_key ON sync_preview_cache (cache_key) WHERE cache_key IS NOT NULL;\n", ""
+    )
+    run = readiness_run(text, TASK_3)
+    assert run.statuses()[3] == "FAIL", run.output
+    assert "indexes: missing idx_sync_preview_cache_key" in run.output
