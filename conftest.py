@@ -109,6 +109,7 @@ def volume_connection(
     load_timeouts = Timeouts(timeouts.lock_ms, statement_ms=0)  # the load is bounded by its size, not a timeout
     timings = volume.load(conninfo, rows, lambda info, **kw: connect(info, load_timeouts, **kw))
     signoff = pytestconfig.stash[SIGNOFF_KEY]
+    signoff.environment["volume (task 3 plans)"] = f"{rows:,} activity-log rows, {volume.ORGS} organisations"
     for step, seconds in timings.items():
         signoff.figures[f"volume load: {step}"] = f"{seconds:.1f} s"
     with connect(conninfo, timeouts) as conn:

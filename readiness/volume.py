@@ -19,19 +19,19 @@ PROGRESS_PER_ORG = 500
 
 TENANTS = """
 INSERT INTO organization (name, slug)
-SELECT 'volume ' || o, 'volume-' || o FROM generate_series(1, %(orgs)s) o;
+SELECT 'volume ' || o, 'volume-' || o FROM generate_series(1, %(orgs)s::int) o;
 """
 USERS = """
 INSERT INTO auth.users_extended (id, org_id, email)
 SELECT gen_random_uuid(), o.id, 'user' || u || '@' || o.slug || '.test'
-FROM organization o CROSS JOIN generate_series(1, %(users)s) u WHERE o.slug LIKE 'volume-%%';
+FROM organization o CROSS JOIN generate_series(1, %(users)s::int) u WHERE o.slug LIKE 'volume-%%';
 """
 PREVIEWS = """
 INSERT INTO sync_preview_cache (org_id, sync_type, entity_type, cache_key, computed_by, computed_at, expires_at)
 SELECT u.org_id, (enum_range(NULL::sync_type))[1 + g %% 4], (enum_range(NULL::sync_entity_type))[1 + g %% 8],
        CASE WHEN g %% 2 = 0 THEN 'key-' || g END, u.id,
        now() - make_interval(mins => g %% 600), now() + make_interval(mins => 60 - g %% 62)
-FROM generate_series(0, %(previews)s - 1) g
+FROM generate_series(0, %(previews)s::int - 1) g
 JOIN volume_users u ON u.n = g %% %(user_count)s;
 """
 PROGRESS = """
@@ -42,7 +42,7 @@ SELECT u.org_id, gen_random_uuid(), 'job-' || g, (enum_range(NULL::sync_type))[1
        CASE WHEN g %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type, 1000, 900, g %% 10,
        now() - make_interval(hours => g %% 8000), CASE WHEN g %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000)
                                                        + interval '5 minutes' END, u.id
-FROM generate_series(0, %(progress)s - 1) g
+FROM generate_series(0, %(progress)s::int - 1) g
 JOIN volume_users u ON u.n = g %% %(user_count)s;
 """
 USER_INDEX = """
@@ -66,7 +66,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, -- ordere
             ELSE 'category' END::sync_entity_type,
        (enum_range(NULL::sync_status_type))[1 + g %% 8],
        'batch ' || g, now() - make_interval(secs => (g * 31.5)::int %% 31536000)
-FROM generate_series(%(first)s, %(last)s) g
+FROM generate_series(%(first)s::int, %(last)s::int) g
 JOIN volume_syncs p ON p.n = g %% %(sync_count)s;
 """
 # This database only serves plans: without WAL for the log's partitions the load is faster,
