@@ -15,7 +15,8 @@ from readiness.apply import apply_file
 from readiness.database import MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import ReadinessUsageError
 from readiness.factories import Tenant
-from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY
+from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY
+from readiness.target import Dsn, TargetSession, describe
 
 EXIT_USAGE_ERROR = 4
 
@@ -53,25 +54,56 @@ def pg_server(pytestconfig: pytest.Config) -> Iterator[PostgreSQLExecutor]:
 
 
 @pytest.fixture(scope="session")
-def migration_state(pg_server: PostgreSQLExecutor, pytestconfig: pytest.Config, timeouts: Timeouts) -> MigrationState:
-    """Prerequisites and 0023 installed, then the 0024 under test applied (or its failure recorded)."""
-    return create_ephemeral(pg_server.host, pg_server.port, pg_server.user, timeouts, pytestconfig.option.migration)
+def target_dsn(pytestconfig: pytest.Config) -> str | None:
+    """The existing database to verify (--dsn or READINESS_DSN); None for the ephemeral cluster."""
+    dsn = pytestconfig.getoption("dsn") or os.environ.get("READINESS_DSN")
+    return Dsn(dsn) if dsn else None
 
 
 @pytest.fixture(scope="session")
-def session_connection(migration_state: MigrationState, timeouts: Timeouts) -> Iterator[psycopg.Connection]:
+def target_session(target_dsn: str, pytestconfig: pytest.Config, timeouts: Timeouts) -> Iterator[TargetSession]:
+    """The run's one transaction on the target: 0024 dry-run inside it, everything rolled back at the end."""
+    try:
+        session = TargetSession(target_dsn, timeouts, pytestconfig.option.migration, pytestconfig.getoption("pg_major"))
+    except ReadinessUsageError as error:
+        pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
+    pytestconfig.stash[SIGNOFF_KEY].environment.update(
+        server_version=session.version, target=f"{describe(target_dsn)} (dry run, rolled back)"
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture(scope="session")
+def migration_state(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, target_dsn: str | None
+) -> MigrationState:
+    """Prerequisites and 0023 in place, then the 0024 under test applied (or its failure recorded)."""
+    if target_dsn:
+        return request.getfixturevalue("target_session").state
+    pg = request.getfixturevalue("pg_server")
+    return create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration)
+
+
+@pytest.fixture(scope="session")
+def session_connection(
+    request: pytest.FixtureRequest, migration_state: MigrationState, timeouts: Timeouts, target_dsn: str | None
+) -> Iterator[psycopg.Connection]:
     """One connection for the whole run; each test's work on it is rolled back."""
+    if target_dsn:
+        yield request.getfixturevalue("target_session").conn
+        return
     with connect(migration_state.conninfo, timeouts) as conn:
         yield conn
 
 
 @pytest.fixture
 def db(session_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The database under test, inside a transaction rolled back after the test."""
-    try:
+    """The database under test, inside a transaction (a savepoint on a target) rolled back after the test."""
+    with session_connection.transaction(force_rollback=True):
         yield session_connection
-    finally:
-        session_connection.rollback()
 
 
 @pytest.fixture(scope="session")
@@ -83,21 +115,27 @@ def premigration_connection(pg_server: PostgreSQLExecutor, timeouts: Timeouts) -
 
 
 @pytest.fixture
-def premigration(premigration_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The never-migrated database, inside a transaction rolled back after the test."""
-    try:
-        yield premigration_connection
-    finally:
-        premigration_connection.rollback()
+def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iterator[psycopg.Connection]:
+    """The database before 0024, inside a transaction rolled back after the test."""
+    if target_dsn:
+        with request.getfixturevalue("target_session").before_migration() as conn:
+            yield conn
+        return
+    conn = request.getfixturevalue("premigration_connection")
+    with conn.transaction(force_rollback=True):
+        yield conn
 
 
 @pytest.fixture(scope="session")
 def volume_connection(
-    pg_server: PostgreSQLExecutor, pytestconfig: pytest.Config, timeouts: Timeouts, migration_state: MigrationState
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, migration_state: MigrationState
 ) -> Iterator[psycopg.Connection]:
     """A third database: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows), once per run."""
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+    if migration_state.on_target:
+        pytest.skip(NA_PREFIX + "plans are proven on the ephemeral cluster's volume; a target is not loaded")
+    pg_server = request.getfixturevalue("pg_server")
     rows = pytestconfig.getoption("volume")
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -123,6 +161,16 @@ def volume_db(volume_connection: psycopg.Connection) -> Iterator[psycopg.Connect
         yield volume_connection
     finally:
         volume_connection.rollback()
+
+
+@pytest.fixture
+def blocking_issue(request: pytest.FixtureRequest) -> Callable[[dict[str, str]], None]:
+    """Record a blocking issue (severity, message, location) the sign-off lists if this test fails."""
+
+    def record(issue: dict[str, str]) -> None:
+        request.node.user_properties.append(("blocking_issue", issue))
+
+    return record
 
 
 @pytest.fixture

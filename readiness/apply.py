@@ -135,3 +135,14 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None) -
             ) from None
         count += 1
     return count
+
+
+def first_reference(path: Path, name: str) -> Location | None:
+    """Where a SQL file first names `name` (a table or a schema): the line a missing prerequisite breaks."""
+    source = read_sql(path)
+    wanted = name.split(".")[-1].lower()
+    for statement in split(path):
+        for token in parser.scan(statement.text):
+            if statement.text[token.start : token.end + 1].strip('"').lower() == wanted:
+                return location_of(path, source, statement.offset + token.start)
+    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from readiness import SQL_DIR, catalog, expected, snapshot
+from readiness import SQL_DIR, catalog, expected, lint, snapshot
 from readiness.apply import ApplyError, apply_file
 from readiness.snapshot import Snapshot
 
@@ -47,12 +47,14 @@ def connect(conninfo: str, timeouts: Timeouts, **kwargs: object) -> psycopg.Conn
 class MigrationState:
     """What the build found and did; every task module reads it."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)  # may hold a password: never printed
     migration: Path
     missing_prerequisites: list[str] = field(default_factory=list)
     migration_0023_applied: bool = False
     error: ApplyError | None = None  # the first failing statement of the migration under test
     baseline: Snapshot = field(default_factory=dict)  # the catalog before the migration under test
+    lint_before: dict[str, frozenset[str]] = field(default_factory=dict)  # linter findings before it
+    on_target: bool = False  # an existing database given by DSN, not the ephemeral cluster
 
     @property
     def applied(self) -> bool:
@@ -95,13 +97,19 @@ def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migrat
     return inspect_and_apply(create_with_prerequisites(host, port, user, timeouts), timeouts, migration)
 
 
+def inspect(conn: psycopg.Connection, state: MigrationState) -> None:
+    """Record what is there before the migration: prerequisites, 0023, the catalog."""
+    state.missing_prerequisites = missing_prerequisites(conn)
+    state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
+    state.baseline = snapshot.take(conn)
+    state.lint_before = {name: frozenset(rule(conn)) for name, rule in lint.RULES.items()}
+
+
 def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> MigrationState:
     """Record the prerequisites and 0023, then apply `migration` and commit it or record its failure."""
     state = MigrationState(conninfo, migration)
     with connect(conninfo, timeouts) as conn:
-        state.missing_prerequisites = missing_prerequisites(conn)
-        state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
-        state.baseline = snapshot.take(conn)
+        inspect(conn, state)
         try:
             apply_file(conn, migration)
             conn.commit()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from pathlib import Path
+
+from readiness.apply import ApplyError, first_reference
+from readiness.expected import Prerequisite
 
 
 def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str:  # type: ignore[type-arg]
@@ -27,3 +31,19 @@ def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str
     if changed:
         parts.append("differs " + "; ".join(changed))
     return f"{what}: " + (" | ".join(parts) or "no difference")
+
+
+def apply_error_issue(error: ApplyError) -> dict[str, str]:
+    """The CRITICAL blocking issue of a migration that does not apply, located at its file:line:column."""
+    return {"severity": "CRITICAL", "message": f"{error.statement} - {error.message}", "location": str(error.location)}
+
+
+def missing_prerequisite_issue(prerequisite: Prerequisite, migration: Path) -> dict[str, str]:
+    """The CRITICAL blocking issue of a missing prerequisite, located where the migration first needs it."""
+    where = first_reference(migration, prerequisite.name)
+    line = where.path.read_text().splitlines()[where.line - 1].strip() if where else ""
+    return {
+        "severity": "CRITICAL",
+        "message": f"{prerequisite.label} DOES NOT EXIST" + (f"; 0024 needs it: {line}" if line else ""),
+        "location": str(where) if where else str(migration),
+    }

@@ -10,7 +10,7 @@ pg_get_expr(), which takes ACCESS SHARE on the table: under lock_timeout they fa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -164,7 +164,7 @@ ANY_TABLE_PRIVILEGE = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRI
 # roles hold a privilege on, without RLS.
 RLS_DISABLED_IN_PUBLIC = """
 SELECT c.oid::regclass::text, array_agg(r.role ORDER BY r.role)
-FROM pg_class c CROSS JOIN unnest(%s::text[]) AS r(role)
+FROM pg_class c CROSS JOIN (SELECT rolname::text FROM pg_roles WHERE rolname = ANY(%s::text[])) AS r(role)
 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
   AND has_table_privilege(r.role, c.oid, %s)
 GROUP BY c.oid ORDER BY 1
@@ -228,7 +228,8 @@ ORDER BY 1
 SECURITY_DEFINER_EXECUTABLE = """
 SELECT p.oid::regprocedure::text
 FROM pg_proc p
-WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef AND has_function_privilege(%s, p.oid, 'EXECUTE')
+CROSS JOIN (SELECT rolname FROM pg_roles WHERE rolname = %s) AS r  -- none on a database without the role
+WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef AND has_function_privilege(r.rolname, p.oid, 'EXECUTE')
   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 ORDER BY 1
 """
@@ -423,7 +424,6 @@ RULES: dict[str, Rule] = {
 }
 
 
-def new_findings(rule: Rule, after: Connection, before: Connection) -> list[str]:
-    """What `rule` finds on `after` (0024 applied) and not on `before` (the same database without it)."""
-    existing = set(rule(before))
+def new_findings(rule: Rule, after: Connection, existing: Collection[str]) -> list[str]:
+    """What `rule` finds on `after` (0024 applied) that was not `existing` before it."""
     return [finding for finding in rule(after) if finding not in existing]

@@ -41,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", type=Path, default=PROJECT_ROOT / "reports", help="where reports are written")
     group.addoption("--pg-major", type=int, default=17, help="PostgreSQL major the server must be (default 17)")
     group.addoption(
+        "--dsn",
+        default=None,
+        help="verify an existing database (also READINESS_DSN): read-only checks and a dry run, always rolled back",
+    )
+    group.addoption(
         "--volume", type=int, default=1_000_000, help="activity-log rows loaded for the index plans (task 3)"
     )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from html import escape
 
-from readiness.signoff import SignOff
+from readiness import SQL_DIR
+from readiness.signoff import PREREQUISITE_CHECKS, SignOff
+
+PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR / "prerequisites" / "02_auth.sql"]
 
 STATUS_COLOURS = {
     "PASS": "#1a7f37",
@@ -68,6 +71,7 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         )
         if signoff.blocking_issues
         else "<p>None.</p>",
+        recommendations(signoff),
         "<h3>Production Readiness Checks</h3>",
         table(["Check", "Status"], [[escape(name), badge(status)] for name, status in signoff.checks.items()]),
         "<h3>Gating Criteria</h3>",
@@ -85,6 +89,32 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "</div>",
     ]
     return "\n".join(parts)
+
+
+EXECUTION_ORDER = [
+    "Create organization table (must do first)",
+    "Create auth schema & auth.users_extended (must do second)",
+    "Verify Migration 0023 is applied",
+    "Apply Migration 0024",
+    "Populate test data (test org/user records)",
+    "Test RLS policies (verify isolation works)",
+    "Deploy to staging (full integration test)",
+    "Deploy to production (after staging passes)",
+]
+
+
+def recommendations(signoff: SignOff) -> str:
+    """When a prerequisite is missing: the report's recommended SQL and execution order."""
+    missing = [name for name, status in signoff.checks.items() if name in PREREQUISITE_CHECKS and status == "FAIL"]
+    if not missing:
+        return ""
+    sql = "\n\n".join(path.read_text() for path in PREREQUISITE_SQL)
+    steps = "".join(f"<li>{escape(step)}</li>" for step in EXECUTION_ORDER)
+    return (
+        "<h3>Recommendations: DO NOT DEPLOY MIGRATION 0024 YET</h3>"
+        f"<p>Failed: {escape(', '.join(missing))}. Create the prerequisites (report, Recommendations, Steps 1-2):</p>"
+        f"<pre>{escape(sql)}</pre><p>Required execution order:</p><ol>{steps}</ol>"
+    )
 
 
 def environment(signoff: SignOff) -> list[tuple[str, str]]:

@@ -128,7 +128,7 @@ class SignOff:
             if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
                 worst[number] = (rank, test.message)
         for number, task in results.items():
-            task.comments = worst[number][1] if number in worst else _summary(task)
+            task.comments = worst[number][1] if number in worst and task.status != "PASS" else _summary(task)
         return list(results.values())
 
     @property
@@ -207,7 +207,7 @@ PREREQUISITE_CHECKS = ("Schema prerequisites exist", "Auth infrastructure exists
 def _summary(task: TaskResult) -> str:
     if task.status == "NOT RUN":
         return "no check of this task ran"
-    return f"{task.passed} checks passed"
+    return f"{task.passed} checks passed" + (f", {task.not_applicable} N/A" if task.not_applicable else "")
 
 
 # Where the run keeps its sign-off (config.stash); fixtures add the environment to it.

@@ -7,7 +7,7 @@ import pytest
 
 from readiness import catalog, expected
 from readiness.database import MigrationState, prerequisite_exists
-from readiness.explain import differences
+from readiness.explain import apply_error_issue, differences, missing_prerequisite_issue
 
 pytestmark = pytest.mark.readiness
 
@@ -18,8 +18,12 @@ TABLES = sorted(expected.TABLES)
     "prerequisite",
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
 )
-def test_prerequisite_exists(db: psycopg.Connection, prerequisite: expected.Prerequisite) -> None:
+def test_prerequisite_exists(
+    db: psycopg.Connection, prerequisite: expected.Prerequisite, migration_state: MigrationState, blocking_issue
+) -> None:
     """A prerequisite of 0024 named by the report (organization, schema auth, auth.users_extended) exists."""
+    if not prerequisite_exists(db, prerequisite):
+        blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
     assert prerequisite_exists(db, prerequisite), (
         f"{prerequisite.label} DOES NOT EXIST; 0024 references it. "
         "Create it as the report's Recommendations (Steps 1-2) give it: sql/prerequisites/."
@@ -34,20 +38,11 @@ def test_migration_0023_applied(db: psycopg.Connection) -> None:
 
 
 @pytest.mark.check("Migration can execute")
-def test_migration_0024_applies_cleanly(migration_state: MigrationState, request: pytest.FixtureRequest) -> None:
+def test_migration_0024_applies_cleanly(migration_state: MigrationState, blocking_issue) -> None:
     """Every statement of the 0024 under test runs without error, after the prerequisites and 0023."""
     error = migration_state.error
     if error is not None:
-        request.node.user_properties.append(
-            (
-                "blocking_issue",
-                {
-                    "severity": "CRITICAL",
-                    "message": f"{error.statement} - {error.message}",
-                    "location": str(error.location),
-                },
-            )
-        )
+        blocking_issue(apply_error_issue(error))
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 

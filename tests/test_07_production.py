@@ -18,6 +18,7 @@ import pytest
 from readiness import catalog, expected, lint
 from readiness.apply import ApplyError, apply_file
 from readiness.database import MigrationState, Timeouts, connect, prerequisite_exists
+from readiness.explain import apply_error_issue, missing_prerequisite_issue
 from readiness.factories import SYNC_TABLES
 from readiness.signoff import BLOCKED_PREFIX
 
@@ -55,8 +56,12 @@ def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pyte
     "prerequisite",
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
 )
-def test_prerequisite_in_place(db: psycopg.Connection, prerequisite: expected.Prerequisite) -> None:
+def test_prerequisite_in_place(
+    db: psycopg.Connection, prerequisite: expected.Prerequisite, migration_state: MigrationState, blocking_issue
+) -> None:
     """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
+    if not prerequisite_exists(db, prerequisite):
+        blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
     assert prerequisite_exists(db, prerequisite), (
         f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
     )
@@ -74,6 +79,9 @@ def test_migration_0023_in_place(db: psycopg.Connection) -> None:
 def test_no_session_in_the_way(db: psycopg.Connection, migration_state: MigrationState, timeouts: Timeouts) -> None:
     """No other session holds a lock on what 0024 touches or keeps a transaction open (idle, or over 5 minutes)."""
     found = lint.sessions_in_the_way(db, TOUCHED)
+    assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
+    if migration_state.on_target:
+        return  # a target is only read: no probe session takes locks there
     # The check must see a lock when there is one: another session takes one on organization.
     # It must not wait on one either: that session also locks the partitioned log whole, if present.
     with connect(migration_state.conninfo, timeouts) as other:
@@ -88,12 +96,11 @@ def test_no_session_in_the_way(db: psycopg.Connection, migration_state: Migratio
     assert any(f.pid == pid and f.relation == "organization" and f.mode == "RowExclusiveLock" for f in probe), (
         f"the check misses a RowExclusiveLock another session (pid {pid}) holds on organization; it found {probe}"
     )
-    assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
 
 
 @pytest.mark.check("Migration can execute")
 def test_migration_executes_on_a_fresh_database(
-    premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure
+    premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure, blocking_issue
 ) -> None:
     """The 0024 under test runs to its end on a database at its prerequisites, under lock_timeout (rolled back)."""
     started = time.perf_counter()
@@ -102,6 +109,7 @@ def test_migration_executes_on_a_fresh_database(
         dry_run(premigration, migration, timeouts)
     except ApplyError as error:
         failure = error
+        blocking_issue(apply_error_issue(error))
     assert failure is None, f"0024 does not execute on a database at its prerequisites: {failure}"
     record_figure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
@@ -116,95 +124,95 @@ def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> Non
 # --- Supabase linter (splinter) rules ---------------------------------------------------
 
 
-def findings_of(rule: lint.Rule, migrated: psycopg.Connection, premigration: psycopg.Connection) -> str:
+def findings_of(rule: lint.Rule, migrated: psycopg.Connection, migration_state: MigrationState) -> str:
     """The findings 0024 brings (not those the database had before it), one per line."""
-    return "\n".join(lint.new_findings(rule, migrated, premigration))
+    return "\n".join(lint.new_findings(rule, migrated, migration_state.lint_before[rule.__name__]))
 
 
-def test_pre_existing_lint_findings_reported(premigration: psycopg.Connection, record_figure) -> None:
+def test_pre_existing_lint_findings_reported(migration_state: MigrationState, record_figure) -> None:
     """Findings the database has before 0024 (its prerequisites) are reported in Measurements, not failed."""
-    found = [finding for rule in lint.RULES.values() for finding in rule(premigration)]
+    found = sorted(finding for findings in migration_state.lint_before.values() for finding in findings)
     record_figure("pre-existing lint findings", " | ".join(found) or "none")
 
 
 @pytest.mark.check("RLS can be enabled")
-def test_lint_rls_disabled_in_public(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_rls_disabled_in_public(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter rls_disabled_in_public: every table of 0024, partitions included, that the API roles reach has RLS."""
-    found = findings_of(lint.rls_disabled_in_public, migrated, premigration)
+    found = findings_of(lint.rls_disabled_in_public, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check("RLS can be enabled")
-def test_lint_policy_exists_rls_disabled(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_policy_exists_rls_disabled(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter policy_exists_rls_disabled: no table has policies while its RLS is off."""
-    found = findings_of(lint.policy_exists_rls_disabled, migrated, premigration)
+    found = findings_of(lint.policy_exists_rls_disabled, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_rls_enabled_no_policy(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_rls_enabled_no_policy(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter rls_enabled_no_policy: no table has RLS and no policy (partitions aside: reached via the parent)."""
-    found = findings_of(lint.rls_enabled_no_policy, migrated, premigration)
+    found = findings_of(lint.rls_enabled_no_policy, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_multiple_permissive_policies(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_multiple_permissive_policies(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter multiple_permissive_policies: at most one permissive policy per table, role and command."""
-    found = findings_of(lint.multiple_permissive_policies, migrated, premigration)
+    found = findings_of(lint.multiple_permissive_policies, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_auth_rls_initplan(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_auth_rls_initplan(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter auth_rls_initplan: policies call auth.uid()/jwt()/role() only as (SELECT ...), once per statement."""
-    found = findings_of(lint.auth_rls_initplan, migrated, premigration)
+    found = findings_of(lint.auth_rls_initplan, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_function_search_path_mutable(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_function_search_path_mutable(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter function_search_path_mutable: every function 0024 creates pins its search_path."""
-    found = findings_of(lint.function_search_path_mutable, migrated, premigration)
+    found = findings_of(lint.function_search_path_mutable, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
 def test_lint_security_definer_not_executable_by_anon(
-    migrated: psycopg.Connection, premigration: psycopg.Connection
+    migrated: psycopg.Connection, migration_state: MigrationState
 ) -> None:
     """splinter anon_security_definer_function_executable: anon can execute no SECURITY DEFINER function."""
-    found = findings_of(lint.anon_security_definer_function_executable, migrated, premigration)
+    found = findings_of(lint.anon_security_definer_function_executable, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
 def test_lint_security_definer_not_executable_by_authenticated(
-    migrated: psycopg.Connection, premigration: psycopg.Connection
+    migrated: psycopg.Connection, migration_state: MigrationState
 ) -> None:
     """splinter authenticated_security_definer_function_executable: authenticated can execute none of 0024's."""
-    found = findings_of(lint.authenticated_security_definer_function_executable, migrated, premigration)
+    found = findings_of(lint.authenticated_security_definer_function_executable, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_unindexed_foreign_keys(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_unindexed_foreign_keys(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter unindexed_foreign_keys: every foreign key of 0024 leads an index of its table."""
-    found = findings_of(lint.unindexed_foreign_keys, migrated, premigration)
+    found = findings_of(lint.unindexed_foreign_keys, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_duplicate_index(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_duplicate_index(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter duplicate_index: no two indexes 0024 creates on a table are identical."""
-    found = findings_of(lint.duplicate_index, migrated, premigration)
+    found = findings_of(lint.duplicate_index, migrated, migration_state)
     assert found == "", found
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_rls_policy_always_true(migrated: psycopg.Connection, premigration: psycopg.Connection) -> None:
+def test_lint_rls_policy_always_true(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
     """splinter rls_policy_always_true: no permissive INSERT/UPDATE/DELETE/ALL policy is USING or WITH CHECK (true)."""
-    found = findings_of(lint.rls_policy_always_true, migrated, premigration)
+    found = findings_of(lint.rls_policy_always_true, migrated, migration_state)
     assert found == "", found
 
 

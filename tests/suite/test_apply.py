@@ -67,6 +67,6 @@ def test_missing_relation_is_located_at_its_reference(db: psycopg.Connection, tm
 def test_file_transaction_control_is_left_to_the_caller(db: psycopg.Connection, tmp_path: Path) -> None:
     """A file's own COMMIT is not run: the caller's transaction can still roll everything back."""
     path = write(tmp_path, "BEGIN;\nCREATE TABLE rolled_back_probe (id int);\nCOMMIT;\n")
-    assert apply_file(db, path) == 1
-    db.rollback()
+    with db.transaction(force_rollback=True):
+        assert apply_file(db, path) == 1
     assert db.execute("SELECT to_regclass('rolled_back_probe')").fetchone() == (None,)

@@ -1,0 +1,172 @@
+"""Verifying an existing database by DSN: the report's verdict on a production lookalike, no residue, faults."""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from pytest_postgresql.executors import PostgreSQLExecutor
+
+from readiness import SQL_DIR, snapshot
+from readiness.apply import apply_file, first_reference
+from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+
+pytestmark = pytest.mark.suite
+
+OPERATIONAL = SQL_DIR / "lookalike" / "operational.sql"
+PASSWORD = "s3cret-Pa55word"  # trust authentication ignores it; it must never show in any output
+
+
+@pytest.fixture
+def target(pg_server: PostgreSQLExecutor) -> Iterator[Callable[..., str]]:
+    """A factory of databases on the test server, built from SQL files; returns a DSN with a password in it."""
+    admin = psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
+    admin.autocommit = True
+    created = []
+
+    def make(*files: Path) -> str:
+        name = f"target_{uuid.uuid4().hex[:8]}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname=name) as conn:
+            for path in files:
+                apply_file(conn, path)
+        return f"postgresql://{pg_server.user}:{PASSWORD}@{pg_server.host}:{pg_server.port}/{name}"
+
+    yield make
+    for name in created:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
+
+
+def state_of(dsn: str) -> tuple[snapshot.Snapshot, dict[str, tuple[int, str]]]:
+    """The target's catalog and every table's row fingerprint."""
+    with psycopg.connect(dsn) as conn:
+        tables = [
+            f"{schema}.{name}"
+            for schema, name in conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('public', 'auth')"
+            )
+        ]
+        return snapshot.take(conn), {table: snapshot.fingerprint(conn, table) for table in tables}
+
+
+def blocked_tests(report_dir: Path) -> set[str]:
+    """Names of the tests junit.xml records as skipped with a BLOCKED reason."""
+    root = ET.parse(report_dir / "junit.xml").getroot()
+    return {
+        case.get("name", "")
+        for case in root.iter("testcase")
+        for skipped in case.iter("skipped")
+        if "BLOCKED" in (skipped.get("message") or "")
+    }
+
+
+def test_production_lookalike_is_blocked_as_in_the_report(readiness_run, target, tmp_path: Path) -> None:
+    """Operational tables and no organization/auth: NOT APPROVED, the report's blockers, statuses and policy rows."""
+    dsn = target(OPERATIONAL)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.statuses() == {
+        1: "FAIL", 2: "BLOCKED", 3: "BLOCKED", 4: "BLOCKED", 5: "BLOCKED", 6: "BLOCKED", 7: "FAIL", 8: "N/A"
+    }, run.output  # fmt: skip
+    assert run.signoff["verdict"] == "NOT APPROVED" and run.exit_code == 1
+    critical = [issue for issue in run.signoff["blocking_issues"] if issue["severity"] == "CRITICAL"]
+    organization = first_reference(DEFAULT_MIGRATION, "organization")
+    assert [issue["message"].split(" DOES NOT EXIST")[0] for issue in critical[:3]] == [
+        "organization table", "auth schema", "auth.users_extended table"
+    ]  # fmt: skip
+    assert critical[0]["location"] == str(organization)
+    assert critical[3] == {
+        "severity": "CRITICAL",
+        "message": 'CREATE TABLE sync_preview_cache ( - relation "organization" does not exist',
+        "location": str(organization),
+    }
+    assert len(critical) == 4
+    policies = {name for name in blocked_tests(tmp_path / "reports") if name.startswith("test_policy_definition[")}
+    assert len(policies) == 12, sorted(policies)
+    assert "DO NOT DEPLOY MIGRATION 0024 YET" in (tmp_path / "reports" / "readiness.html").read_text()
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readiness_run, target, tmp_path) -> None:
+    """The same database once prerequisites and 0023 are applied: APPROVED, and identical before and after the run."""
+    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "APPROVED", run.output
+    assert run.exit_code == 0
+    assert state_of(dsn) == before, "the run left residue in the target"
+    outputs = [run.output] + [path.read_text() for path in (tmp_path / "reports").iterdir() if path.is_file()]
+    assert not [text for text in outputs if PASSWORD in text], "the DSN's password appears in the output or reports"
+    assert "(dry run, rolled back)" in run.signoff["environment"]["target"]
+
+
+def test_organisation_without_auth_is_blocked(readiness_run, target) -> None:
+    """organization present but no auth schema: the two auth prerequisites are the CRITICAL blockers."""
+    dsn = target(OPERATIONAL, SQL_DIR / "prerequisites" / "00_supabase_roles.sql", PREREQUISITES[1])
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "NOT APPROVED"
+    missing = [
+        i["message"].split(" DOES NOT EXIST")[0] for i in run.signoff["blocking_issues"] if "DOES NOT" in i["message"]
+    ]
+    assert missing == ["auth schema", "auth.users_extended table"], run.output
+    assert run.statuses()[2] == "BLOCKED"
+
+
+def test_prerequisites_without_0023_fail_task_1_only(readiness_run, target) -> None:
+    """Prerequisites present but 0023 missing: task 1 FAIL naming 0023, every other task still verified."""
+    dsn = target(OPERATIONAL, *PREREQUISITES)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "NOT APPROVED"
+    assert run.statuses()[1] == "FAIL" and "0023" in run.task(1)["comments"], run.output
+    assert {n for n, status in run.statuses().items() if status != "PASS"} == {1, 7}
+
+
+def test_migration_failing_midway_leaves_nothing(readiness_run, target) -> None:
+    """A migration that fails after creating its enums leaves the target exactly as it was."""
+    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    before = state_of(dsn)
+    broken = DEFAULT_MIGRATION.read_text().replace(
+        "CREATE TABLE sync_progress (", "CREATE TABLE sync_progress (\n    x nosuchtype,"
+    )
+    run = readiness_run(broken, f"--dsn={dsn}")
+    assert run.statuses()[1] == "FAIL" and run.signoff["verdict"] == "NOT APPROVED", run.output
+    assert 'type "nosuchtype" does not exist' in run.output
+    assert state_of(dsn) == before, "the failed migration left residue in the target"
+
+
+def test_lock_held_on_organization_is_reported_without_hanging(readiness_run, target) -> None:
+    """Another session writing organization in an open transaction: reported as a blocker within lock_timeout."""
+    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    with psycopg.connect(dsn) as holder:
+        holder.execute("INSERT INTO organization (name) VALUES ('held by a long transaction')")
+        run = readiness_run(None, f"--dsn={dsn}", "--lock-timeout=500")
+        pid = holder.info.backend_pid
+        holder.rollback()
+    assert run.signoff["verdict"] == "NOT APPROVED", run.output
+    assert run.signoff["readiness_checks"]["No active locks"] == "FAIL"
+    assert f"pid {pid}" in run.output
+    assert "lock timeout" in run.output
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        (f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/nowhere", "Cannot connect to the target 127.0.0.1:1/nowhere"),
+        ("postgresql://postgres@127.0.0.1:{port}/no_such_database", 'database "no_such_database" does not exist'),
+        ("not a dsn at all = =", "The DSN given by --dsn / READINESS_DSN is not valid"),
+    ],
+)
+def test_connection_faults_are_clear(readiness_run, pg_server: PostgreSQLExecutor, dsn: str, expected: str) -> None:
+    """An unreachable host, a missing database or a malformed DSN: exit 4, a message saying what to check."""
+    run = readiness_run(None, f"--dsn={dsn.format(port=pg_server.port)}")
+    assert run.exit_code == 4, run.output
+    assert expected in run.output
+    assert "Traceback" not in run.output
+    assert PASSWORD not in run.output
