@@ -39,7 +39,7 @@ def pg_server(pytestconfig: pytest.Config) -> Iterator[PostgreSQLExecutor]:
     """An ephemeral PostgreSQL 17 cluster for the whole run; its log is kept in the report folder."""
     signoff = pytestconfig.stash[SIGNOFF_KEY]
     try:
-        pg_ctl = server.find_pg_ctl(pytestconfig.getoption("postgresql_exec"))
+        pg_ctl = server.find_pg_ctl(pytestconfig.getoption("postgresql_exec"), pytestconfig.getoption("pg_major"))
         version = server.server_version(pg_ctl)
         origin = f"The server found at {pg_ctl}"
         server.check_major(version, pytestconfig.getoption("pg_major"), origin)

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from readiness.render import EXECUTION_ORDER, MARKS, PREREQUISITE_SQL
 from readiness.signoff import PREREQUISITE_CHECKS, SignOff
 
-HEADLINE = {"PASS": "PASSED ✓", "FAIL": "FAILED ❌", "BLOCKED": "CANNOT VALIDATE ❌", "N/A": "NOT APPLICABLE", "NOT RUN": "NOT RUN ❌"}
+HEADLINE = {
+    "PASS": "PASSED ✓",
+    "FAIL": "FAILED ❌",
+    "BLOCKED": "CANNOT VALIDATE ❌",
+    "N/A": "NOT APPLICABLE",
+    "NOT RUN": "NOT RUN ❌",
+}
 
 
 def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def severity(signoff: SignOff) -> str:
+    """The report's headline severity: the worst of the blocking issues."""
     severities = {issue.severity for issue in signoff.blocking_issues}
     return "CRITICAL" if "CRITICAL" in severities else "HIGH" if severities else "NONE"
 
 
 def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     """The whole document, generated from the run."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     approved = signoff.verdict == "APPROVED"
     data = signoff.to_json()
     lines = [
@@ -34,8 +42,11 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
         "## Executive Summary",
         "",
         "Migration 0024 (Sync Preview, Progress & Logging) "
-        + ("**can be deployed**: all 8 validation tasks pass." if approved else "**CANNOT be deployed** yet: "
-           f"{len(signoff.blocking_issues)} blocking issue(s), listed below."),  # fmt: skip
+        + (
+            "**can be deployed**: all 8 validation tasks pass."
+            if approved
+            else f"**CANNOT be deployed** yet: {len(signoff.blocking_issues)} blocking issue(s), listed below."
+        ),  # fmt: skip
         "",
         "---",
         "",
@@ -55,7 +66,9 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
               enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
-    lines += [f"| {name} | {'✓ PASS' if status == 'PASS' else '❌ ' + status} |" for name, status in signoff.checks.items()]
+    lines += [
+        f"| {name} | {'✓ PASS' if status == 'PASS' else '❌ ' + status} |" for name, status in signoff.checks.items()
+    ]
     lines += ["", f"**Production Readiness:** {signoff.verdict}", ""]
     if any(signoff.checks.get(name) == "FAIL" for name in PREREQUISITE_CHECKS):
         lines += ["## Recommendations", "", "### CRITICAL: DO NOT DEPLOY MIGRATION 0024 YET", "", "```sql"]

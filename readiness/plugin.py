@@ -16,6 +16,7 @@ import pytest
 
 from readiness import PROJECT_ROOT
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from readiness.markdown import signoff_markdown
 from readiness.render import signoff_html, terminal_table
 from readiness.signoff import (
     BLOCKED,
@@ -142,17 +143,32 @@ class SignOffReporter:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
-            return  # xdist workers report to the controller, which writes the sign-off
+            # xdist: test outcomes reach the controller as reports; what fixtures recorded, this way
+            self.config.workeroutput["readiness"] = {  # type: ignore[attr-defined]
+                "environment": self.signoff.environment,
+                "figures": self.signoff.figures,
+            }
+            return
         report_dir: Path = self.config.option.report_dir
         (report_dir / "signoff.json").write_text(json.dumps(self.signoff.to_json(), indent=2) + "\n")
+        rollback = self.signoff.rollback
+        rollback_sql = rollback.read_text(encoding="utf-8") if rollback.is_file() else ""
+        (report_dir / "readiness.md").write_text(signoff_markdown(self.signoff, rollback_sql))
         if is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
             session.exitstatus = EXIT_NOT_APPROVED
+
+    def pytest_testnodedown(self, node, error) -> None:  # type: ignore[no-untyped-def]
+        recorded = getattr(node, "workeroutput", {}).get("readiness", {})
+        self.signoff.environment.update(recorded.get("environment", {}))
+        self.signoff.figures.update(recorded.get("figures", {}))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.section("migration 0024 readiness sign-off")
         for line in terminal_table(self.signoff):
             terminalreporter.write_line(line)
-        terminalreporter.write_line(f"reports: {self.config.option.report_dir}/ readiness.html signoff.json junit.xml")
+        terminalreporter.write_line(
+            f"reports: {self.config.option.report_dir}/ readiness.html readiness.md signoff.json junit.xml"
+        )
 
 
 class HtmlSignOff:

@@ -28,19 +28,20 @@ PG_CTL_ENV = "READINESS_PG_CTL"
 FAST_SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 HOW_TO_GET_17 = (
     "Run `make setup` (or `python -m readiness.install`) to install PostgreSQL 17 into the project, "
-    "or point --postgresql-exec / READINESS_PG_CTL at a PostgreSQL 17 pg_ctl."
+    "or point --postgresql-exec / READINESS_PG_CTL at a PostgreSQL 17 pg_ctl "
+    "(another major on purpose: `python -m readiness.install 18` and --pg-major=18)."
 )
 
 
-def find_pg_ctl(explicit: str | None) -> Path:
-    """The pg_ctl to use, in the documented discovery order."""
+def find_pg_ctl(explicit: str | None, major: int = REQUIRED_MAJOR) -> Path:
+    """The pg_ctl to use, in the documented discovery order (the project install of `major`)."""
     candidates: list[tuple[str, Path]] = []
     if explicit:
         candidates.append(("--postgresql-exec", Path(explicit)))
     elif os.environ.get(PG_CTL_ENV):
         candidates.append((PG_CTL_ENV, Path(os.environ[PG_CTL_ENV])))
     else:
-        candidates.append(("project install", install.bindir(REQUIRED_MAJOR) / "pg_ctl"))
+        candidates.append(("project install", install.bindir(major) / "pg_ctl"))
         pg_config = shutil.which("pg_config")
         if pg_config:
             out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30)

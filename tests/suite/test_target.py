@@ -19,6 +19,12 @@ from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
 pytestmark = pytest.mark.suite
 
 OPERATIONAL = SQL_DIR / "lookalike" / "operational.sql"
+# The seed report's sections, in its order (Root Cause Analysis and Migration Sequencing are prose
+# a person writes; Measurements is ours).
+REPORT_HEADINGS = [
+    "## Executive Summary", "## Detailed Validation Results", "## Recommendations", "## Measurements",
+    "## Rollback Procedure", "## Summary Table", "## Sign-Off",
+]  # fmt: skip
 PASSWORD = "s3cret-Pa55word"  # trust authentication ignores it; it must never show in any output
 
 
@@ -91,6 +97,11 @@ def test_production_lookalike_is_blocked_as_in_the_report(readiness_run, target,
     policies = {name for name in blocked_tests(tmp_path / "reports") if name.startswith("test_policy_definition[")}
     assert len(policies) == 12, sorted(policies)
     assert "DO NOT DEPLOY MIGRATION 0024 YET" in (tmp_path / "reports" / "readiness.html").read_text()
+    markdown = (tmp_path / "reports" / "readiness.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings == REPORT_HEADINGS, headings
+    assert "### 1. Schema Validation - FAILED ❌" in markdown and "**Severity:** CRITICAL" in markdown
+    assert "| 8. Rollback Procedure | N/A | - |" in markdown
     assert state_of(dsn) == before, "the run left residue in the target"
 
 
