@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup readiness test lint bench-isolation bench-volume clean
+.PHONY: setup readiness test lint bench bench-isolation bench-volume clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench-isolation: setup
 
 bench-volume: setup
 	$(PY) bench/volume.py 1000000
+
+bench: setup
+	$(PY) bench/run.py 3 1000000
+	$(PY) bench/run.py 3 100000
+	$(PY) bench/run.py 3 100000 -n 2
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -49,7 +50,9 @@ def pg_server(pytestconfig: pytest.Config) -> Iterator[PostgreSQLExecutor]:
         server_version=version, target="ephemeral cluster", pg_ctl=str(pg_ctl), os_user=str(os.geteuid())
     )
     log = pytestconfig.option.report_dir / "postgresql.log"
+    started = time.perf_counter()
     with server.ephemeral_server(pg_ctl, keep_log=log) as executor:
+        signoff.figures["server start (initdb + start)"] = f"{time.perf_counter() - started:.2f} s"
         yield executor
 
 
@@ -84,7 +87,11 @@ def migration_state(
     if target_dsn:
         return request.getfixturevalue("target_session").state
     pg = request.getfixturevalue("pg_server")
-    return create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration)
+    started = time.perf_counter()
+    state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration)
+    elapsed = time.perf_counter() - started
+    pytestconfig.stash[SIGNOFF_KEY].figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
+    return state
 
 
 @pytest.fixture(scope="session")
