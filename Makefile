@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup readiness test lint bench bench-isolation bench-volume clean
+.PHONY: setup readiness test lint browser bench bench-isolation bench-volume clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ readiness: setup
 	$(PYTEST) -m readiness
 
 # The tests of the suite prove verdicts, not plans at scale: a tenth of the sign-off's volume.
-test: setup lint
+test: setup lint browser
 	$(PYTEST) --report-dir=reports/test --volume=100000
+
+# Debian's Chromium for the browser test of the HTML report; only root can install it.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check readiness tests conftest.py bench

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from readiness.render import EXECUTION_ORDER, MARKS, PREREQUISITE_SQL
+from readiness.render import EXECUTION_ORDER, PREREQUISITE_SQL
 from readiness.signoff import PREREQUISITE_CHECKS, SignOff
 
+MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
 HEADLINE = {
     "PASS": "PASSED ✓",
     "FAIL": "FAILED ❌",

@@ -18,9 +18,12 @@ STATUS_COLOURS = {
     "APPROVED": "#1a7f37",
     "NOT APPROVED": "#cf222e",
 }
-MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}
+# The report's Pass/Fail column; words, since a browser without an emoji font shows ❌ as a box.
+MARKS = {"PASS": "PASS", "FAIL": "FAIL", "BLOCKED": "FAIL", "N/A": "-", "NOT RUN": "FAIL"}
 STYLE = """
 <style>
+/* The report opens on the sign-off: pytest-html's package list moves below it, into the details. */
+#environment-header, #environment { display: none; }
 .signoff { font-family: sans-serif; max-width: 72em; }
 .signoff table { border-collapse: collapse; margin: 0.5em 0 1em; }
 .signoff th, .signoff td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
