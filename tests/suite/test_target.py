@@ -181,3 +181,12 @@ def test_connection_faults_are_clear(readiness_run, pg_server: PostgreSQLExecuto
     assert expected in run.output
     assert "Traceback" not in run.output
     assert PASSWORD not in run.output
+
+
+def test_target_of_another_major_is_refused(readiness_run, target) -> None:
+    """A target whose major is not the one required stops the run (exit 4), naming the version found."""
+    dsn = target(OPERATIONAL)
+    run = readiness_run(None, f"--dsn={dsn}", "--pg-major=16")
+    assert run.exit_code == 4, run.output
+    assert "runs 17." in run.output and "targets PostgreSQL 16" in run.output
+    assert PASSWORD not in run.output
