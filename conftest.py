@@ -107,8 +107,15 @@ def session_connection(
 
 
 @pytest.fixture
-def db(session_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
+def db(session_connection: psycopg.Connection, target_dsn: str | None) -> Iterator[psycopg.Connection]:
     """The database under test, inside a transaction (a savepoint on a target) rolled back after the test."""
+    if session_connection.closed:
+        where = f"the target {describe(target_dsn)}" if target_dsn else "the ephemeral server"
+        pytest.exit(
+            f"The connection to {where} was lost during the run; the server rolled back everything the run did. "
+            "The verdict is NOT APPROVED: run again once the database is reachable.",
+            returncode=EXIT_USAGE_ERROR,
+        )
     with session_connection.transaction(force_rollback=True):
         yield session_connection
 

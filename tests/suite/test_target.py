@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -190,3 +192,66 @@ def test_target_of_another_major_is_refused(readiness_run, target) -> None:
     assert run.exit_code == 4, run.output
     assert "runs 17." in run.output and "targets PostgreSQL 16" in run.output
     assert PASSWORD not in run.output
+
+
+@pytest.fixture
+def password_role(pg_server: PostgreSQLExecutor) -> Iterator[str]:
+    """A role that must log in with a password: pg_hba.conf asks it for one, restored afterwards."""
+    hba = Path(pg_server.datadir) / "pg_hba.conf"
+    original = hba.read_text()
+    admin = psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
+    admin.autocommit = True
+    admin.execute("CREATE ROLE readiness_pw LOGIN PASSWORD 'the-right-one'")
+    hba.write_text(f"host all readiness_pw {pg_server.host}/32 scram-sha-256\n" + original)
+    admin.execute("SELECT pg_reload_conf()")
+    try:
+        yield "readiness_pw"
+    finally:
+        hba.write_text(original)
+        admin.execute("SELECT pg_reload_conf()")
+        admin.execute("DROP ROLE readiness_pw")
+        admin.close()
+
+
+def test_wrong_password_is_clear(readiness_run, pg_server: PostgreSQLExecutor, password_role: str) -> None:
+    """A wrong password: exit 4, a message naming the target and saying to check the password, never echoing it."""
+    dsn = f"postgresql://{password_role}:{PASSWORD}@{pg_server.host}:{pg_server.port}/postgres"
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.exit_code == 4, run.output
+    assert f'password authentication failed for user "{password_role}"' in run.output
+    assert "check the password" in run.output
+    assert PASSWORD not in run.output
+
+
+def test_connection_lost_mid_run_ends_clearly_and_leaves_nothing(readiness_run, target, pg_server) -> None:
+    """The server drops the suite's connection mid-run: a clear NOT APPROVED end, and the target unchanged."""
+    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    before = state_of(dsn)
+    database = dsn.rsplit("/", 1)[1]
+    stop = threading.Event()
+
+    def drop_the_suite_connection() -> None:
+        with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres") as admin:
+            admin.autocommit = True
+            while not stop.is_set():
+                pids = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'readiness-0024'"
+                    " AND state <> 'idle' AND backend_start < now() - interval '2 seconds'",
+                    (database,),
+                ).fetchall()
+                if pids:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pids[0][0],))
+                    return
+                time.sleep(0.2)
+
+    killer = threading.Thread(target=drop_the_suite_connection)
+    killer.start()
+    try:
+        run = readiness_run(None, f"--dsn={dsn}")
+    finally:
+        stop.set()
+        killer.join()
+    assert run.exit_code == 4, run.output
+    assert "was lost during the run" in run.output
+    assert run.signoff["verdict"] == "NOT APPROVED"
+    assert state_of(dsn) == before, "the run left residue in the target"
