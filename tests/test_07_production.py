@@ -135,85 +135,45 @@ def test_pre_existing_lint_findings_reported(migration_state: MigrationState, re
     record_figure("pre-existing lint findings", " | ".join(found) or "none")
 
 
-@pytest.mark.check("RLS can be enabled")
-def test_lint_rls_disabled_in_public(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter rls_disabled_in_public: every table of 0024, partitions included, that the API roles reach has RLS."""
-    found = findings_of(lint.rls_disabled_in_public, migrated, migration_state)
-    assert found == "", found
+# Each rule is splinter's of that name, scoped to what 0024 adds; its docstring says what it checks.
+LINT_RULES = [
+    pytest.param(
+        lint.rls_disabled_in_public, marks=pytest.mark.check("RLS can be enabled"), id="rls_disabled_in_public"
+    ),
+    pytest.param(
+        lint.policy_exists_rls_disabled, marks=pytest.mark.check("RLS can be enabled"), id="policy_exists_rls_disabled"
+    ),
+    pytest.param(lint.rls_enabled_no_policy, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="rls_enabled_no_policy"),
+    pytest.param(
+        lint.multiple_permissive_policies, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="multiple_permissive_policies"
+    ),
+    pytest.param(lint.auth_rls_initplan, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="auth_rls_initplan"),
+    pytest.param(
+        lint.function_search_path_mutable, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="function_search_path_mutable"
+    ),
+    pytest.param(
+        lint.anon_security_definer_function_executable,
+        marks=pytest.mark.check(DEPLOYMENT_SAFE),
+        id="anon_security_definer_function_executable",
+    ),
+    pytest.param(
+        lint.authenticated_security_definer_function_executable,
+        marks=pytest.mark.check(DEPLOYMENT_SAFE),
+        id="authenticated_security_definer_function_executable",
+    ),
+    pytest.param(lint.unindexed_foreign_keys, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="unindexed_foreign_keys"),
+    pytest.param(lint.duplicate_index, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="duplicate_index"),
+    pytest.param(lint.rls_policy_always_true, marks=pytest.mark.check(DEPLOYMENT_SAFE), id="rls_policy_always_true"),
+]
 
 
-@pytest.mark.check("RLS can be enabled")
-def test_lint_policy_exists_rls_disabled(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter policy_exists_rls_disabled: no table has policies while its RLS is off."""
-    found = findings_of(lint.policy_exists_rls_disabled, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_rls_enabled_no_policy(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter rls_enabled_no_policy: no table has RLS and no policy (partitions aside: reached via the parent)."""
-    found = findings_of(lint.rls_enabled_no_policy, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_multiple_permissive_policies(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter multiple_permissive_policies: at most one permissive policy per table, role and command."""
-    found = findings_of(lint.multiple_permissive_policies, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_auth_rls_initplan(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter auth_rls_initplan: policies call auth.uid()/jwt()/role() only as (SELECT ...), once per statement."""
-    found = findings_of(lint.auth_rls_initplan, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_function_search_path_mutable(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter function_search_path_mutable: every function 0024 creates pins its search_path."""
-    found = findings_of(lint.function_search_path_mutable, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_security_definer_not_executable_by_anon(
-    migrated: psycopg.Connection, migration_state: MigrationState
+@pytest.mark.parametrize("rule", LINT_RULES)
+def test_linter_rule_finds_nothing_new(
+    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.Rule
 ) -> None:
-    """splinter anon_security_definer_function_executable: anon can execute no SECURITY DEFINER function."""
-    found = findings_of(lint.anon_security_definer_function_executable, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_security_definer_not_executable_by_authenticated(
-    migrated: psycopg.Connection, migration_state: MigrationState
-) -> None:
-    """splinter authenticated_security_definer_function_executable: authenticated can execute none of 0024's."""
-    found = findings_of(lint.authenticated_security_definer_function_executable, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_unindexed_foreign_keys(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter unindexed_foreign_keys: every foreign key of 0024 leads an index of its table."""
-    found = findings_of(lint.unindexed_foreign_keys, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_duplicate_index(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter duplicate_index: no two indexes 0024 creates on a table are identical."""
-    found = findings_of(lint.duplicate_index, migrated, migration_state)
-    assert found == "", found
-
-
-@pytest.mark.check(DEPLOYMENT_SAFE)
-def test_lint_rls_policy_always_true(migrated: psycopg.Connection, migration_state: MigrationState) -> None:
-    """splinter rls_policy_always_true: no permissive INSERT/UPDATE/DELETE/ALL policy is USING or WITH CHECK (true)."""
-    found = findings_of(lint.rls_policy_always_true, migrated, migration_state)
-    assert found == "", found
+    """A Supabase linter (splinter) rule finds nothing in what 0024 adds."""
+    found = findings_of(rule, migrated, migration_state)
+    assert found == "", f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n{found}"
 
 
 # --- lock footprint (eugene) ------------------------------------------------------------

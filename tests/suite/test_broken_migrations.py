@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from readiness import install
 from tests.suite.conftest import mutate
 
 pytestmark = pytest.mark.suite
@@ -101,9 +102,11 @@ def test_missing_migration_file_is_a_usage_error(readiness_run, tmp_path) -> Non
 
 def test_wrong_server_major_is_refused(readiness_run) -> None:
     """A server of another major than required stops the run, naming the version found and how to get 17."""
-    run = readiness_run(None, "--pg-major=16")
+    pg_ctl = install.bindir(17) / "pg_ctl"  # a 17 server where 16 is asked for
+    run = readiness_run(None, f"--postgresql-exec={pg_ctl}", "--pg-major=16")
     assert run.exit_code == 4, run.output
     assert "is PostgreSQL 17." in run.output and "targets PostgreSQL 16" in run.output
+    assert "Traceback" not in run.output
 
 
 def test_restrict_on_log_org_fk_fails_task_6(readiness_run) -> None:
