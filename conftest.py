@@ -17,7 +17,7 @@ from readiness.database import MigrationState, Timeouts, connect, create_ephemer
 from readiness.errors import ReadinessUsageError
 from readiness.factories import Tenant
 from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY
-from readiness.target import Dsn, TargetSession, describe
+from readiness.target import Dsn, TargetSession, describe, open_target
 
 EXIT_USAGE_ERROR = 4
 
@@ -118,6 +118,29 @@ def db(session_connection: psycopg.Connection, target_dsn: str | None) -> Iterat
         )
     with session_connection.transaction(force_rollback=True):
         yield session_connection
+
+
+@pytest.fixture(scope="session")
+def readonly_connection(
+    request: pytest.FixtureRequest, session_connection: psycopg.Connection, target_dsn: str | None, timeouts: Timeouts
+) -> Iterator[psycopg.Connection]:
+    """On a target, a second connection whose every transaction is READ ONLY; on the ephemeral cluster, the same one."""
+    if not target_dsn:
+        yield session_connection
+        return
+    conn = open_target(target_dsn, timeouts)
+    conn.read_only = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def readonly_db(readonly_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The database as committed, for the checks that need nothing of 0024: read-only on a target, rolled back."""
+    with readonly_connection.transaction(force_rollback=True):
+        yield readonly_connection
 
 
 @pytest.fixture(scope="session")

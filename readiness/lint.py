@@ -38,7 +38,7 @@ SELECT a.pid, l.mode, l.relation::regclass::text, coalesce(l.granted, true), a.s
        clock_timestamp() - a.xact_start
 FROM pg_stat_activity a
 LEFT JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'relation' AND l.relation IN (SELECT relid FROM touched)
-WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
+WHERE a.pid <> pg_backend_pid() AND a.pid <> ALL(%s::int[]) AND a.datname = current_database()
   AND (a.backend_type = 'client backend' OR a.query LIKE '%%to prevent wraparound%%')
   AND (l.pid IS NOT NULL OR a.state LIKE 'idle in transaction%%' OR clock_timestamp() - a.xact_start > %s)
 ORDER BY a.pid, l.relation::regclass::text, l.mode
@@ -68,14 +68,16 @@ class SessionFinding:
 
 
 def sessions_in_the_way(
-    conn: Connection, relations: list[str], long_transaction: timedelta = LONG_TRANSACTION
+    conn: Connection, relations: list[str], ours: Collection[int] = (), long_transaction: timedelta = LONG_TRANSACTION
 ) -> list[SessionFinding]:
-    """Other sessions that would make the migration wait on `relations` (missing ones are skipped), or hold one open.
+    """Other sessions (not this one, nor the suite's `ours`) that would make the migration wait on `relations`
+    (missing ones are skipped), or hold a transaction open.
 
     Reads pg_locks and pg_stat_activity only; pg_terminate_backend() or waiting them out is the DBA's call.
     """
     conn.execute(CLEAR_STATS_SNAPSHOT)
-    return [SessionFinding(*row) for row in conn.execute(SESSIONS_IN_THE_WAY, (relations, long_transaction))]
+    rows = conn.execute(SESSIONS_IN_THE_WAY, (relations, list(ours), long_transaction))
+    return [SessionFinding(*row) for row in rows]
 
 
 # --- lock footprint (as the tool "eugene" traces it) ------------------------------------

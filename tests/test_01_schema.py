@@ -19,20 +19,23 @@ TABLES = sorted(expected.TABLES)
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
 )
 def test_prerequisite_exists(
-    db: psycopg.Connection, prerequisite: expected.Prerequisite, migration_state: MigrationState, blocking_issue
+    readonly_db: psycopg.Connection,
+    prerequisite: expected.Prerequisite,
+    migration_state: MigrationState,
+    blocking_issue,
 ) -> None:
     """A prerequisite of 0024 named by the report (organization, schema auth, auth.users_extended) exists."""
-    if not prerequisite_exists(db, prerequisite):
+    if not prerequisite_exists(readonly_db, prerequisite):
         blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
-    assert prerequisite_exists(db, prerequisite), (
+    assert prerequisite_exists(readonly_db, prerequisite), (
         f"{prerequisite.label} DOES NOT EXIST; 0024 references it. "
         "Create it as the report's Recommendations (Steps 1-2) give it: sql/prerequisites/."
     )
 
 
-def test_migration_0023_applied(db: psycopg.Connection) -> None:
+def test_migration_0023_applied(readonly_db: psycopg.Connection) -> None:
     """Migration 0023 (sync infrastructure) is applied before 0024."""
-    assert catalog.relation_exists(db, expected.MIGRATION_0023_TABLE), (
+    assert catalog.relation_exists(readonly_db, expected.MIGRATION_0023_TABLE), (
         f"{expected.MIGRATION_0023_TABLE} is missing: migration 0023 is not applied (report, Recommendations, Step 3)."
     )
 

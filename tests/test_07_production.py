@@ -57,28 +57,38 @@ def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pyte
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
 )
 def test_prerequisite_in_place(
-    db: psycopg.Connection, prerequisite: expected.Prerequisite, migration_state: MigrationState, blocking_issue
+    readonly_db: psycopg.Connection,
+    prerequisite: expected.Prerequisite,
+    migration_state: MigrationState,
+    blocking_issue,
 ) -> None:
     """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
-    if not prerequisite_exists(db, prerequisite):
+    if not prerequisite_exists(readonly_db, prerequisite):
         blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
-    assert prerequisite_exists(db, prerequisite), (
+    assert prerequisite_exists(readonly_db, prerequisite), (
         f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
     )
 
 
 @pytest.mark.check("Schema prerequisites exist")
-def test_migration_0023_in_place(db: psycopg.Connection) -> None:
+def test_migration_0023_in_place(readonly_db: psycopg.Connection) -> None:
     """Migration 0023, the report's Step 3 prerequisite, is applied (its sync_connection table exists)."""
-    assert catalog.relation_exists(db, expected.MIGRATION_0023_TABLE), (
+    assert catalog.relation_exists(readonly_db, expected.MIGRATION_0023_TABLE), (
         f"{expected.MIGRATION_0023_TABLE} MISSING: apply migration 0023 before 0024 (report, Step 3)."
     )
 
 
 @pytest.mark.check("No active locks")
-def test_no_session_in_the_way(db: psycopg.Connection, migration_state: MigrationState, timeouts: Timeouts) -> None:
+def test_no_session_in_the_way(
+    readonly_db: psycopg.Connection,
+    session_connection: psycopg.Connection,
+    migration_state: MigrationState,
+    timeouts: Timeouts,
+) -> None:
     """No other session holds a lock on what 0024 touches or keeps a transaction open (idle, or over 5 minutes)."""
-    found = lint.sessions_in_the_way(db, TOUCHED)
+    db = readonly_db
+    ours = [session_connection.info.backend_pid]  # the suite's own dry run, on a target
+    found = lint.sessions_in_the_way(db, TOUCHED, ours)
     assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
     if migration_state.on_target:
         return  # a target is only read: no probe session takes locks there
@@ -89,7 +99,7 @@ def test_no_session_in_the_way(db: psycopg.Connection, migration_state: Migratio
             other.execute("LOCK TABLE organization IN ROW EXCLUSIVE MODE")
             if catalog.relation_exists(db, "public.sync_activity_log"):
                 other.execute("LOCK TABLE sync_activity_log IN ACCESS EXCLUSIVE MODE")
-            probe = lint.sessions_in_the_way(db, TOUCHED)
+            probe = lint.sessions_in_the_way(db, TOUCHED, ours)
         finally:
             other.rollback()
         pid = other.info.backend_pid
