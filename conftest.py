@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -27,6 +28,18 @@ EXIT_USAGE_ERROR = 4
 settings.register_profile("readiness", max_examples=25, deadline=None, database=None, print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "readiness"))
+
+
+@pytest.fixture(scope="session")
+def migration(pytestconfig: pytest.Config) -> Path:
+    """The migration file under test (--migration)."""
+    return pytestconfig.option.migration
+
+
+@pytest.fixture(scope="session")
+def rollback(pytestconfig: pytest.Config) -> Path:
+    """Its rollback file (--rollback)."""
+    return pytestconfig.option.rollback
 
 
 @pytest.fixture(scope="session")
@@ -194,10 +207,8 @@ def volume_connection(
 @pytest.fixture
 def volume_db(volume_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """The database with the volume loaded, inside a transaction rolled back after the test."""
-    try:
+    with volume_connection.transaction(force_rollback=True):
         yield volume_connection
-    finally:
-        volume_connection.rollback()
 
 
 @pytest.fixture

@@ -55,3 +55,16 @@ def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None)
             pytest.fail(f"expected refusal {sqlstate} {message or ''}, PostgreSQL answered {error.sqlstate} {found}")
     else:
         pytest.fail(f"expected PostgreSQL to refuse with {sqlstate} {message or ''}, it accepted the statement")
+
+
+@contextmanager
+def accepted(conn: psycopg.Connection, what: str) -> Iterator[None]:
+    """The block must succeed, in a savepoint; a refusal fails the test saying what was attempted and the answer."""
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as error:
+        pytest.fail(
+            f"{what}: expected PostgreSQL to accept it, it refused: {error.sqlstate} {error.diag.message_primary}",
+            pytrace=False,
+        )

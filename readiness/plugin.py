@@ -112,7 +112,7 @@ def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash is not None else str(report.longrepr)
-        return FAILED, message.removeprefix("AssertionError: ").split("\nassert ")[0].strip()
+        return FAILED, message.removeprefix("AssertionError: ").removeprefix("Failed: ").split("\nassert ")[0].strip()
     if report.when == "call":
         return PASSED, ""
     return None

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from readiness import catalog, expected, factories
-from readiness.auth import ANON, AUTHENTICATED, SERVICE_ROLE, acting_as, as_user, refused
+from readiness.auth import ANON, AUTHENTICATED, SERVICE_ROLE, accepted, acting_as, as_user, refused
 from readiness.explain import differences
 from readiness.factories import SYNC_TABLES
 
@@ -113,16 +113,6 @@ def refused_saying(conn: psycopg.Connection, sqlstate: str, message: str, attemp
         error = raised[0] if raised else None
         found = f"refused with {error.sqlstate} {error.diag.message_primary!r}" if error else "ACCEPTED"
         pytest.fail(f"{attempt}: expected refusal {sqlstate} {message!r}, but it was {found}", pytrace=False)
-
-
-@contextmanager
-def accepted(conn: psycopg.Connection, attempt: str) -> Iterator[None]:
-    """The block runs in a savepoint and must succeed; a refusal fails the test, saying what was refused."""
-    try:
-        with conn.transaction():
-            yield
-    except psycopg.Error as error:
-        pytest.fail(f"{attempt}: expected it accepted, refused with {error.sqlstate} {error}", pytrace=False)
 
 
 # --- catalog ---------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.types.json import Jsonb
 
-from readiness.auth import SERVICE_ROLE, acting_as, as_user, refused
+from readiness import catalog
+from readiness.auth import SERVICE_ROLE, accepted, acting_as, as_user, refused
 from readiness.factories import MINIMAL_ROWS, SYNC_TABLES, USER_COLUMNS, Tenant, organization, sync_row
 
 pytestmark = pytest.mark.readiness
@@ -124,23 +125,6 @@ def column_of(conn: psycopg.Connection, table: str, column: str, row_id: UUID) -
 def visible(conn: psycopg.Connection, table: str, row_id: UUID) -> int:
     """How many rows with this id the current role sees in `table`."""
     return len(column_of(conn, table, "id", row_id))
-
-
-def organization_table_intact(conn: psycopg.Connection) -> bool:
-    """Whether table organization still exists (no stored text was ever run as SQL)."""
-    return conn.execute("SELECT to_regclass('public.organization') IS NOT NULL").fetchone()[0]  # type: ignore[index]
-
-
-@contextmanager
-def accepted(conn: psycopg.Connection, what: str) -> Iterator[None]:
-    """Run the block in a savepoint; if PostgreSQL refuses it, fail saying what was expected and what it said."""
-    try:
-        with conn.transaction():
-            yield
-    except psycopg.Error as error:
-        raise AssertionError(
-            f"{what}: expected PostgreSQL to accept it, it refused: {error.sqlstate} {error.diag.message_primary}"
-        ) from None
 
 
 def delete(conn: psycopg.Connection, table: str, key: UUID, what: str) -> int:
@@ -357,7 +341,7 @@ def test_text_round_trips_verbatim(migrated: psycopg.Connection, table: str, col
             row = sync_row(migrated, table, organization(migrated, "round-trip"), **{column: value})
         found = column_of(migrated, table, column, row["id"])
         assert found == [value], f"{table}.{column}: " + difference(value, found[0] if len(found) == 1 else None)
-        intact = organization_table_intact(migrated)
+        intact = catalog.relation_exists(migrated, "public.organization")
         assert intact, f"after storing {value[:40]!r}: expected table organization to exist, it is gone"
 
 

@@ -31,11 +31,6 @@ TOUCHED = ["public.organization", "auth.users_extended", *(f"public.{table}" for
 DEPLOYMENT_SAFE = "Application deployment safe"
 
 
-@pytest.fixture
-def migration(pytestconfig: pytest.Config) -> Path:
-    return pytestconfig.option.migration
-
-
 def dry_run(conn: psycopg.Connection, migration: Path, timeouts: Timeouts) -> None:
     """Apply `migration` in `conn`'s transaction (the caller rolls it back), never waiting on a lock for long."""
     conn.execute(SET_LOCK_TIMEOUT, (f"{timeouts.lock_ms}ms",))

@@ -28,16 +28,6 @@ def applied(migration_state: MigrationState) -> None:
         pytest.skip(f"{NA_PREFIX}0024 was never applied ({migration_state.blocked_reason}), nothing to roll back")
 
 
-@pytest.fixture
-def migration(pytestconfig: pytest.Config) -> Path:
-    return pytestconfig.option.migration
-
-
-@pytest.fixture
-def rollback(pytestconfig: pytest.Config) -> Path:
-    return pytestconfig.option.rollback
-
-
 def run_rollback(conn: psycopg.Connection, rollback: Path, state: str) -> None:
     try:
         apply_file(conn, rollback)
