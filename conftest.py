@@ -5,22 +5,33 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
 import pytest
 from hypothesis import settings
-from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import factories, server, volume
 from readiness.apply import apply_file
-from readiness.database import MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
+from readiness.database import (
+    DBNAME,
+    ROLES,
+    MigrationState,
+    Timeouts,
+    connect,
+    create_ephemeral,
+    create_with_prerequisites,
+)
 from readiness.errors import ReadinessUsageError
 from readiness.factories import Tenant
 from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY
 from readiness.target import Dsn, TargetSession, describe, open_target
+from readiness.volume_cluster import VolumeCluster, VolumeHandle, VolumeUnavailable
 
 EXIT_USAGE_ERROR = 4
+# What an xdist controller shares with its workers (in workerinput): its server and its volume.
+SHARED_SERVER, SHARED_VOLUME = "readiness_server", "readiness_volume"
 
 # Property tests: "readiness" is quick enough for every run; "thorough" for a deeper look
 # (pytest --hypothesis-profile=thorough). No example database: a readiness run must not
@@ -42,37 +53,166 @@ def rollback(pytestconfig: pytest.Config) -> Path:
     return pytestconfig.option.rollback
 
 
+def config_timeouts(config: pytest.Config) -> Timeouts:
+    """The run's --lock-timeout and --statement-timeout."""
+    return Timeouts(config.getoption("lock_timeout"), config.getoption("statement_timeout"))
+
+
 @pytest.fixture(scope="session")
 def timeouts(pytestconfig: pytest.Config) -> Timeouts:
     """lock_timeout and statement_timeout for every connection the suite opens."""
-    return Timeouts(pytestconfig.getoption("lock_timeout"), pytestconfig.getoption("statement_timeout"))
+    return config_timeouts(pytestconfig)
+
+
+def server_binaries(config: pytest.Config) -> Path:
+    """The pg_ctl of the required major, recorded in the sign-off; a usage error (exit 4) when there is none."""
+    try:
+        pg_ctl = server.find_pg_ctl(config.getoption("postgresql_exec"), config.getoption("pg_major"))
+        version = server.server_version(pg_ctl)
+        server.check_major(version, config.getoption("pg_major"), f"The server found at {pg_ctl}")
+    except ReadinessUsageError as error:
+        pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
+    config.stash[SIGNOFF_KEY].environment.update(
+        server_version=version, target="ephemeral cluster", pg_ctl=str(pg_ctl), os_user=str(os.geteuid())
+    )
+    return pg_ctl
+
+
+def start_server(config: pytest.Config) -> server.Executor:
+    """The run's ephemeral cluster, started; the time it took goes into the sign-off."""
+    executor = server.new_executor(server_binaries(config))
+    started = time.perf_counter()
+    executor.start()
+    config.stash[SIGNOFF_KEY].figures["server start (data directory + start)"] = (
+        f"{time.perf_counter() - started:.2f} s"
+    )
+    return executor
+
+
+def start_volume(config: pytest.Config) -> VolumeCluster:
+    """Task 3's volume cluster, started in the background; the terminal says which way it is made."""
+    rows = config.getoption("volume")
+    migration, timeouts = config.option.migration, config_timeouts(config)
+    cluster = VolumeCluster(server_binaries(config), migration, rows, timeouts, config.option.report_dir / "volume.log")
+    how = "copying it from the cache" if cluster.from_cache else "loading it in the background, cached for later runs"
+    say(config, f"volume for task 3: {rows:,} activity-log rows, {volume.ORGS} organisations; {how}")
+    return cluster.start()
+
+
+def record_volume(config: pytest.Config, cluster: VolumeCluster) -> None:
+    """The volume's size and load (or copy) times, into the sign-off."""
+    signoff = config.stash[SIGNOFF_KEY]
+    signoff.environment["volume (task 3 plans)"] = f"{cluster.rows:,} activity-log rows, {volume.ORGS} organisations"
+    for step, seconds in cluster.timings.items():
+        signoff.figures[f"volume: {step}"] = f"{seconds:.1f} s"
+
+
+def say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal while the run goes on, so a person watching knows what takes the time."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+def shared(config: pytest.Config, key: str) -> dict | None:  # type: ignore[type-arg]
+    """In an xdist worker, what the controller shares under `key` (its server, its volume); else None."""
+    return getattr(config, "workerinput", {}).get(key)
+
+
+def database_name(config: pytest.Config, name: str) -> str:
+    """`name`, suffixed by the xdist worker's id: workers share the server, each has its own databases."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    return f"{name}_{worker}" if worker else name
 
 
 @pytest.fixture(scope="session")
-def pg_server(pytestconfig: pytest.Config) -> Iterator[PostgreSQLExecutor]:
-    """An ephemeral PostgreSQL 17 cluster for the whole run; its log is kept in the report folder."""
-    signoff = pytestconfig.stash[SIGNOFF_KEY]
+def pg_server(pytestconfig: pytest.Config) -> Iterator[server.Executor | server.Address]:
+    """An ephemeral PostgreSQL 17 cluster for the whole run (the xdist controller's, in a worker)."""
+    if address := shared(pytestconfig, SHARED_SERVER):
+        yield server.Address(**address)
+        return
+    executor = start_server(pytestconfig)
     try:
-        pg_ctl = server.find_pg_ctl(pytestconfig.getoption("postgresql_exec"), pytestconfig.getoption("pg_major"))
-        version = server.server_version(pg_ctl)
-        origin = f"The server found at {pg_ctl}"
-        server.check_major(version, pytestconfig.getoption("pg_major"), origin)
-    except ReadinessUsageError as error:
-        pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
-    signoff.environment.update(
-        server_version=version, target="ephemeral cluster", pg_ctl=str(pg_ctl), os_user=str(os.geteuid())
-    )
-    log = pytestconfig.option.report_dir / "postgresql.log"
-    started = time.perf_counter()
-    with server.ephemeral_server(pg_ctl, keep_log=log) as executor:
-        signoff.figures["server start (initdb + start)"] = f"{time.perf_counter() - started:.2f} s"
         yield executor
+    finally:
+        server.stop(executor, pytestconfig.option.report_dir / "postgresql.log")
+
+
+@pytest.fixture(scope="session")
+def volume_handle(pytestconfig: pytest.Config) -> Iterator[VolumeHandle]:
+    """Task 3's volume cluster, started at once and made ready in the background (the controller's, in a worker)."""
+    if handle := shared(pytestconfig, SHARED_VOLUME):
+        yield VolumeHandle(**handle)
+        return
+    cluster = start_volume(pytestconfig)
+    try:
+        yield cluster.handle
+    finally:
+        cluster.stop()
+        record_volume(pytestconfig, cluster)
+
+
+class SharedClusters:
+    """Under xdist, the controller starts the server and the volume once, and every worker uses them.
+
+    Roles are cluster-wide, so the controller creates them before any worker builds its databases.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.server: server.Executor | None = None
+        self.volume: VolumeCluster | None = None
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist's own sessionstart starts the workers
+    def pytest_sessionstart(self) -> None:
+        self.server = start_server(self.config)
+        conninfo = psycopg.conninfo.make_conninfo(
+            host=self.server.host, port=self.server.port, user=self.server.user, dbname="postgres"
+        )
+        with connect(conninfo, config_timeouts(self.config)) as conn:
+            apply_file(conn, ROLES)
+            conn.commit()
+        self.volume = start_volume(self.config)
+
+    def pytest_configure_node(self, node) -> None:  # type: ignore[no-untyped-def]
+        assert self.server is not None and self.volume is not None
+        address = server.Address(self.server.host, self.server.port, self.server.user, self.server.datadir)
+        node.workerinput[SHARED_SERVER] = asdict(address)
+        node.workerinput[SHARED_VOLUME] = asdict(self.volume.handle)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self):  # type: ignore[no-untyped-def]
+        try:
+            return (yield)
+        finally:
+            if self.volume is not None:
+                self.volume.stop()
+                record_volume(self.config, self.volume)
+            if self.server is not None:
+                server.stop(self.server, self.config.option.report_dir / "postgresql.log")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, let the controller own the clusters the workers share."""
+    controller = not hasattr(config, "workerinput") and not config.option.collectonly
+    if controller and getattr(config.option, "dist", "no") != "no" and not target_dsn_of(config):
+        config.pluginmanager.register(SharedClusters(config), "readiness-shared-clusters")
+
+
+def needs_volume(session: pytest.Session) -> bool:
+    """Whether a test of this run uses the volume: only then is it loaded or copied."""
+    return any("volume_connection" in getattr(item, "fixturenames", ()) for item in session.items)
 
 
 @pytest.fixture(scope="session")
 def target_dsn(pytestconfig: pytest.Config) -> str | None:
     """The existing database to verify (--dsn or READINESS_DSN); None for the ephemeral cluster."""
-    dsn = pytestconfig.getoption("dsn") or os.environ.get("READINESS_DSN")
+    return target_dsn_of(pytestconfig)
+
+
+def target_dsn_of(config: pytest.Config) -> str | None:
+    """The --dsn or READINESS_DSN of this run, None for the ephemeral cluster."""
+    dsn = config.getoption("dsn") or os.environ.get("READINESS_DSN")
     return Dsn(dsn) if dsn else None
 
 
@@ -100,8 +240,11 @@ def migration_state(
     if target_dsn:
         return request.getfixturevalue("target_session").state
     pg = request.getfixturevalue("pg_server")
+    if needs_volume(request.session):
+        request.getfixturevalue("volume_handle")  # loads or copies while the schema is built and the tasks run
     started = time.perf_counter()
-    state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration)
+    dbname = database_name(pytestconfig, DBNAME)
+    state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration, dbname)
     elapsed = time.perf_counter() - started
     pytestconfig.stash[SIGNOFF_KEY].figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
     return state
@@ -157,9 +300,12 @@ def readonly_db(readonly_connection: psycopg.Connection) -> Iterator[psycopg.Con
 
 
 @pytest.fixture(scope="session")
-def premigration_connection(pg_server: PostgreSQLExecutor, timeouts: Timeouts) -> Iterator[psycopg.Connection]:
+def premigration_connection(
+    pg_server: server.Executor, timeouts: Timeouts, pytestconfig: pytest.Config
+) -> Iterator[psycopg.Connection]:
     """A second database holding the prerequisites and 0023 only: 0024 never applied."""
-    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, "readiness_pre")
+    dbname = database_name(pytestconfig, "readiness_pre")
+    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, dbname)
     with connect(conninfo, timeouts) as conn:
         yield conn
 
@@ -180,26 +326,18 @@ def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iter
 def volume_connection(
     request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, migration_state: MigrationState
 ) -> Iterator[psycopg.Connection]:
-    """A third database: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows), once per run."""
+    """A database of its own cluster: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows)."""
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
     if migration_state.on_target:
         pytest.skip(NA_PREFIX + "plans are proven on the ephemeral cluster's volume; a target is not loaded")
-    pg_server = request.getfixturevalue("pg_server")
-    rows = pytestconfig.getoption("volume")
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"loading the volume for task 3: {rows:,} activity-log rows, 100 organisations ...")
-    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, "readiness_volume")
-    with connect(conninfo, timeouts) as conn:
-        apply_file(conn, pytestconfig.option.migration)
-        conn.commit()
-    load_timeouts = Timeouts(timeouts.lock_ms, statement_ms=0)  # the load is bounded by its size, not a timeout
-    timings = volume.load(conninfo, rows, lambda info, **kw: connect(info, load_timeouts, **kw))
-    signoff = pytestconfig.stash[SIGNOFF_KEY]
-    signoff.environment["volume (task 3 plans)"] = f"{rows:,} activity-log rows, {volume.ORGS} organisations"
-    for step, seconds in timings.items():
-        signoff.figures[f"volume load: {step}"] = f"{seconds:.1f} s"
+    handle = request.getfixturevalue("volume_handle")
+    if handle.status_now() is None:
+        say(pytestconfig, "waiting for the volume for task 3 to be ready ...")
+    try:
+        conninfo = handle.wait()
+    except VolumeUnavailable as error:
+        pytest.fail(f"the volume for task 3 could not be made ready: {error}")
     with connect(conninfo, timeouts) as conn:
         yield conn
 

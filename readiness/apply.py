@@ -7,6 +7,7 @@ gives none, the relation it names) places the failure inside the statement.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,12 @@ def read_sql(path: Path) -> str:
 
 def split(path: Path) -> list[Statement]:
     """The statements of a SQL file, each with its offset; a syntax error raises ApplyError."""
-    source = read_sql(path)
+    return list(_split(path, read_sql(path)))
+
+
+@functools.lru_cache(maxsize=32)
+def _split(path: Path, source: str) -> tuple[Statement, ...]:
+    """split() for a given text: a run applies the same files many times, pglast parses each once."""
     try:
         raw_statements = pglast.parse_sql(source)
     except pglast.parser.ParseError as error:
@@ -96,7 +102,7 @@ def split(path: Path) -> list[Statement]:
         statements.append(
             Statement(path, chunk[lead:].rstrip().rstrip(";"), raw.stmt_location + lead, type(raw.stmt).__name__)
         )
-    return statements
+    return tuple(statements)
 
 
 def error_offset(statement: Statement, error: psycopg.Error) -> int:
@@ -112,11 +118,11 @@ def error_offset(statement: Statement, error: psycopg.Error) -> int:
     return 0
 
 
-def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None) -> int:
-    """Run each statement of `path` (the first `limit` only, if given) in the caller's transaction.
+def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, start: int = 0) -> int:
+    """Run the statements of `path` from the `start`-th (0-based) up to the `limit`-th in the caller's transaction.
 
-    Returns how many ran. The file's own BEGIN/COMMIT are skipped: the caller owns the
-    transaction, so a dry run can always be rolled back.
+    Returns the position reached. The file's own BEGIN/COMMIT are skipped: the caller owns
+    the transaction, so a dry run can always be rolled back.
     """
     source = read_sql(path)
     count = 0
@@ -125,6 +131,9 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None) -
             continue
         if limit is not None and count >= limit:
             break
+        if count < start:
+            count += 1
+            continue
         try:
             with conn.cursor() as cur:
                 cur.execute(sql.SQL(statement.text))  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from readiness.apply import ApplyError, apply_file
 from readiness.snapshot import Snapshot
 
 PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
+ROLES = SQL_DIR / "prerequisites" / "00_supabase_roles.sql"  # cluster-wide: anon, authenticated, service_role
 MIGRATION_0023 = SQL_DIR / "migrations" / "0023_sync_infrastructure.sql"
 DEFAULT_MIGRATION = SQL_DIR / "migrations" / "0024_sync_preview_progress_logging.sql"
 DEFAULT_ROLLBACK = SQL_DIR / "rollback" / "0024_down.sql"
@@ -92,9 +93,11 @@ def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeout
     return conninfo
 
 
-def create_ephemeral(host: str, port: int, user: str, timeouts: Timeouts, migration: Path) -> MigrationState:
+def create_ephemeral(
+    host: str, port: int, user: str, timeouts: Timeouts, migration: Path, dbname: str = DBNAME
+) -> MigrationState:
     """The database under test on a throw-away server: prerequisites, 0023, then `migration` applied."""
-    return inspect_and_apply(create_with_prerequisites(host, port, user, timeouts), timeouts, migration)
+    return inspect_and_apply(create_with_prerequisites(host, port, user, timeouts, dbname), timeouts, migration)
 
 
 def inspect(conn: psycopg.Connection, state: MigrationState) -> None:

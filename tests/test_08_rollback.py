@@ -76,9 +76,11 @@ def test_rollback_after_partial_apply(
     """Stopped after any run of statements (enums, tables, indexes...), the rollback restores the database."""
     before = snapshot.take(premigration)
     failures = []
+    reached = 0
+    # One apply, a cut at a time: each rollback runs in a savepoint undone before the apply goes on.
     for cut, count in cut_points(migration).items():
+        reached = apply_file(premigration, migration, limit=count, start=reached)
         with premigration.transaction(force_rollback=True):
-            apply_file(premigration, migration, limit=count)
             try:
                 with premigration.transaction():
                     apply_file(premigration, rollback)

@@ -1,0 +1,126 @@
+"""Task 3's volume in a cluster of its own, made ready in the background while the other tasks run.
+
+When the same SQL files, generator and row count were loaded before, the cluster is a copy of
+the cached one (about 2 s for 1M rows); otherwise the volume is loaded (about 22 s for 1M
+rows) and the stopped cluster becomes the cache entry at the end of the run. Whoever uses it
+waits on a status file, so a test process other than the one that started it (an xdist
+worker) can wait too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from readiness import cache, server, volume
+from readiness.apply import apply_file
+from readiness.database import MIGRATION_0023, PREREQUISITES, Timeouts, connect, create_with_prerequisites
+
+DBNAME = "readiness_volume"
+READY = "ready"
+BYTES_PER_ROW = 600  # a log row with its 7 index entries: 1M rows take 0.5 GB
+WAIT_LIMIT_S = 1800  # a load that takes longer has failed; the run says so instead of waiting on
+
+
+class VolumeUnavailable(Exception):
+    """The volume could not be made ready; the message says why."""
+
+
+@dataclass(frozen=True)
+class VolumeHandle:
+    """What a test process needs to use the volume: where it is served and where its status is written."""
+
+    host: str
+    port: int
+    user: str
+    status: str  # path of the status file: READY, or the reason it failed
+
+    def status_now(self) -> str | None:
+        path = Path(self.status)
+        return path.read_text() if path.is_file() else None
+
+    def wait(self) -> str:
+        """The conninfo of the volume database once it is ready; VolumeUnavailable if it cannot be."""
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while (status := self.status_now()) is None:
+            if time.monotonic() > deadline:
+                raise VolumeUnavailable(f"the volume was not ready after {WAIT_LIMIT_S} s")
+            time.sleep(0.05)
+        if status != READY:
+            raise VolumeUnavailable(status)
+        return psycopg.conninfo.make_conninfo(host=self.host, port=self.port, user=self.user, dbname=DBNAME)
+
+
+class VolumeCluster:
+    """Starts in a background thread; `stop()` ends it and stores a freshly loaded volume in the cache."""
+
+    def __init__(self, pg_ctl: Path, migration: Path, rows: int, timeouts: Timeouts, keep_log: Path) -> None:
+        inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__)]
+        self.entry = cache.volume_entry(server.server_version(pg_ctl), rows, inputs)
+        self.from_cache = self.entry.is_dir()
+        room = server.CLUSTER_ROOM + rows * BYTES_PER_ROW
+        self.executor = server.new_executor(pg_ctl, seed=self.entry if self.from_cache else None, room=room)
+        self.pg_ctl, self.migration, self.rows = pg_ctl, migration, rows
+        self.timeouts, self.keep_log = timeouts, keep_log
+        self.timings: dict[str, float] = {}
+        status = Path(self.executor.unixsocketdir) / "volume-status"
+        self.handle = VolumeHandle(self.executor.host, self.executor.port, self.executor.user, str(status))
+        self.thread = threading.Thread(target=self._prepare, name="readiness-volume", daemon=True)
+
+    def start(self) -> VolumeCluster:
+        self.thread.start()
+        return self
+
+    def _prepare(self) -> None:
+        try:
+            started = time.perf_counter()
+            self._start()
+            if self.from_cache:
+                self.timings["copied from the cache and started"] = time.perf_counter() - started
+            else:
+                self._load()
+            self._report(READY)
+        except Exception as error:  # reported to whoever waits, as the reason the volume is unavailable
+            self._report(f"{type(error).__name__}: {error}")
+
+    def _start(self) -> None:
+        try:
+            self.executor.start()
+        except Exception:
+            if not self.from_cache:
+                raise
+            # An entry that does not start (damaged, copied without its owner) is dropped, the volume loaded again.
+            shutil.rmtree(self.entry, ignore_errors=True)
+            self.from_cache = False
+            self.executor.reseed(cache.initdb_entry(self.pg_ctl, server.server_version(self.pg_ctl)))
+            self.executor.start()
+
+    def _load(self) -> None:
+        pg = self.executor
+        conninfo = create_with_prerequisites(pg.host, pg.port, pg.user, self.timeouts, DBNAME)
+        with connect(conninfo, self.timeouts) as conn:
+            apply_file(conn, self.migration)
+            conn.commit()
+        load_timeouts = Timeouts(self.timeouts.lock_ms, statement_ms=0)  # bounded by its size, not a timeout
+        self.timings.update(volume.load(conninfo, self.rows, lambda info, **kw: connect(info, load_timeouts, **kw)))
+
+    def _report(self, status: str) -> None:
+        path = Path(self.handle.status)
+        partial = path.with_suffix(".partial")
+        partial.write_text(status)
+        partial.rename(path)  # whole or absent for a reader
+
+    def stop(self) -> None:
+        """Stop the cluster; a volume loaded by this run becomes the cache entry for the next runs."""
+        if self.executor.running():
+            self.executor.stop()
+        self.thread.join()
+        if not self.from_cache and self.handle.status_now() == READY:
+            cache.store(Path(self.executor.datadir), self.entry, move=True)
+            cache.prune("volume-", cache.VOLUME_ENTRIES_KEPT)
+        server.stop(self.executor, self.keep_log)
