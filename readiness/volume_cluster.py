@@ -56,12 +56,17 @@ class VolumeHandle:
         return psycopg.conninfo.make_conninfo(host=self.host, port=self.port, user=self.user, dbname=DBNAME)
 
 
+def cache_entry(pg_ctl: Path, migration: Path, rows: int) -> Path:
+    """The cache entry of the volume `migration` makes at `rows` rows on this server."""
+    inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__)]
+    return cache.volume_entry(server.server_version(pg_ctl), rows, inputs)
+
+
 class VolumeCluster:
     """Starts in a background thread; `stop()` ends it and stores a freshly loaded volume in the cache."""
 
     def __init__(self, pg_ctl: Path, migration: Path, rows: int, timeouts: Timeouts, keep_log: Path) -> None:
-        inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__)]
-        self.entry = cache.volume_entry(server.server_version(pg_ctl), rows, inputs)
+        self.entry = cache_entry(pg_ctl, migration, rows)
         self.from_cache = self.entry.is_dir()
         room = server.CLUSTER_ROOM + rows * BYTES_PER_ROW
         self.executor = server.new_executor(pg_ctl, seed=self.entry if self.from_cache else None, room=room)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT
+from readiness import PROJECT_ROOT, cache, server
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
 # Nested runs prove verdicts, not speed: the smallest volume on which the plans are already those of 1M rows.
@@ -40,11 +43,22 @@ def mutate(old: str, new: str, source: str | None = None) -> str:
     return text.replace(old, new)
 
 
+@pytest.fixture(scope="session")
+def nested_cache() -> Iterator[Path]:
+    """The nested runs' cluster cache, apart from the project's, in RAM when there is room: mutated
+    migrations each store a volume, which must neither evict the project's nor be copied to disk."""
+    root = Path(tempfile.mkdtemp(prefix="readiness-cache-", dir=server.scratch_dir(4 * 2**30)))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def readiness_run(tmp_path: Path) -> Callable[..., ReadinessRun]:
+def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., ReadinessRun]:
     """Run `pytest -m readiness` in a subprocess on a given migration text; return its exit code and sign-off."""
 
-    def run(migration_text: str | None = None, *extra: str, rollback_text: str | None = None) -> ReadinessRun:
+    def run(
+        migration_text: str | None = None, *extra: str, rollback_text: str | None = None, env: dict | None = None
+    ) -> ReadinessRun:
         args = [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--report-dir={tmp_path / 'reports'}"]
         args.append(f"--volume={NESTED_VOLUME}")
         if migration_text is not None:
@@ -55,7 +69,14 @@ def readiness_run(tmp_path: Path) -> Callable[..., ReadinessRun]:
             rollback = tmp_path / "0024_down_under_test.sql"
             rollback.write_text(rollback_text)
             args.append(f"--rollback={rollback}")
-        result = subprocess.run([*args, *extra], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [*args, *extra],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, cache.ROOT_ENV: str(nested_cache), **(env or {})},
+        )
         signoff_path = tmp_path / "reports" / "signoff.json"
         signoff = json.loads(signoff_path.read_text()) if signoff_path.is_file() else {}
         return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff)
