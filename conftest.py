@@ -199,6 +199,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(SharedClusters(config), "readiness-shared-clusters")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on task 3's volume last: the longer the other tasks run, the less they wait for it."""
+    items.sort(key=lambda item: "volume_connection" in getattr(item, "fixturenames", ()))
+
+
 def needs_volume(session: pytest.Session) -> bool:
     """Whether a test of this run uses the volume: only then is it loaded or copied."""
     return any("volume_connection" in getattr(item, "fixturenames", ()) for item in session.items)
