@@ -102,7 +102,10 @@ def start_volume(config: pytest.Config) -> VolumeCluster:
 def record_volume(config: pytest.Config, cluster: VolumeCluster) -> None:
     """The volume's size and load (or copy) times, into the sign-off."""
     signoff = config.stash[SIGNOFF_KEY]
-    signoff.environment["volume (task 3 plans)"] = f"{cluster.rows:,} activity-log rows, {volume.ORGS} organisations"
+    how = "copied from the cache entry" if cluster.from_cache else "loaded by this run, stored as"
+    signoff.environment["volume (task 3 plans)"] = (
+        f"{cluster.rows:,} activity-log rows, {volume.ORGS} organisations; {how} {cluster.entry.name}"
+    )
     for step, seconds in cluster.timings.items():
         signoff.figures[f"volume: {step}"] = f"{seconds:.1f} s"
 
@@ -110,7 +113,10 @@ def record_volume(config: pytest.Config, cluster: VolumeCluster) -> None:
 def say(config: pytest.Config, line: str) -> None:
     """A line on the terminal while the run goes on, so a person watching knows what takes the time."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():  # during a test, pytest captures the terminal too
         reporter.write_line(line)
 
 
@@ -195,8 +201,21 @@ class SharedClusters:
 def pytest_configure(config: pytest.Config) -> None:
     """Under xdist, let the controller own the clusters the workers share."""
     controller = not hasattr(config, "workerinput") and not config.option.collectonly
-    if controller and getattr(config.option, "dist", "no") != "no" and not target_dsn_of(config):
-        config.pluginmanager.register(SharedClusters(config), "readiness-shared-clusters")
+    if not controller or getattr(config.option, "dist", "no") == "no":
+        return
+    if target_dsn_of(config):
+        raise pytest.UsageError(
+            "-n (pytest-xdist) is for the ephemeral cluster: against a target the dry run is one transaction, "
+            "which workers cannot share (each would wait on the other's locks). Run without -n."
+        )
+    config.pluginmanager.register(SharedClusters(config), "readiness-shared-clusters")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before each property test, a line saying what runs, so a person watching knows the run is alive."""
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        examples = settings.default.max_examples
+        say(item.config, f"hypothesis: {item.name}, up to {examples} random examples plus the explicit ones ...")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -29,11 +29,16 @@ def test_next_run_copies_the_volume_and_a_changed_migration_loads_its_own(readin
     assert (first.exit_code, first.signoff["verdict"]) == (0, "APPROVED"), first.output[-3000:]
     assert volume_steps(first) == {LOADED}, f"first run with an empty cache: {first.signoff['measurements']}"
     assert len(volume_entries(tmp_path / "cache")) == 1
+    # The terminal says what the long steps are doing, during the tests (past pytest's capture).
+    loading = f"volume for task 3: {NESTED_VOLUME:,} activity-log rows, 100 organisations; loading it in the background"
+    assert loading in first.output, first.output[-3000:]
+    assert "hypothesis: test_random_worlds_match_the_model, up to 25 random examples" in first.output
 
     second = readiness_run(None, env=env)
     assert (second.exit_code, second.signoff["verdict"]) == (0, "APPROVED"), second.output[-3000:]
     assert volume_steps(second) == {COPIED}, f"second run: {second.signoff['measurements']}"
     assert second.statuses() == first.statuses()
+    assert "copying it from the cache" in second.output, second.output[-3000:]
 
     changed = DEFAULT_MIGRATION.read_text() + "\n-- one comment more: another migration file\n"
     third = readiness_run(changed, env=env)

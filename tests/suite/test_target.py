@@ -185,6 +185,14 @@ def test_connection_faults_are_clear(readiness_run, pg_server: PostgreSQLExecuto
     assert PASSWORD not in run.output
 
 
+def test_workers_against_a_target_are_refused(readiness_run) -> None:
+    """-n against a target is a usage error (exit 4): two workers' dry runs would wait on each other's locks."""
+    run = readiness_run(None, f"--dsn=postgresql://postgres:{PASSWORD}@127.0.0.1:1/staging", "-n", "2")
+    assert run.exit_code == 4, run.output
+    assert "Run without -n" in run.output
+    assert "Traceback" not in run.output and PASSWORD not in run.output
+
+
 def test_target_of_another_major_is_refused(readiness_run, target) -> None:
     """A target whose major is not the one required stops the run (exit 4), naming the version found."""
     dsn = target(OPERATIONAL)
