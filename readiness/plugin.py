@@ -64,6 +64,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if not path.is_file():
             raise pytest.UsageError(f"--{option} file not found: {path}. Give the path of an existing .sql file.")
         setattr(config.option, option, path)
+    if config.getoption("volume") < 1:
+        raise pytest.UsageError(
+            f"--volume={config.getoption('volume')}: give the number of activity-log rows to load, at least 1 "
+            "(task 3's plans are those of production from about 100000 rows)."
+        )
     report_dir = config.getoption("report_dir").resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     config.option.report_dir = report_dir

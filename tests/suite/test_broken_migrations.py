@@ -100,6 +100,14 @@ def test_missing_migration_file_is_a_usage_error(readiness_run, tmp_path) -> Non
     assert f"--migration file not found: {tmp_path / 'nope.sql'}" in run.output
 
 
+def test_volume_below_one_row_is_a_usage_error(readiness_run) -> None:
+    """--volume=0 stops the run (exit 4) saying what the option wants, before any server starts."""
+    run = readiness_run(None, "--volume=0")
+    assert run.exit_code == 4, run.output
+    assert "--volume=0: give the number of activity-log rows to load, at least 1" in run.output
+    assert "Traceback" not in run.output
+
+
 def test_wrong_server_major_is_refused(readiness_run) -> None:
     """A server of another major than required stops the run, naming the version found and how to get 17."""
     pg_ctl = install.bindir(17) / "pg_ctl"  # a 17 server where 16 is asked for

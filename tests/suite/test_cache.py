@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from readiness import cache, server
@@ -79,3 +80,27 @@ def test_store_keeps_the_first_whole_entry_and_prune_the_newest(tmp_path: Path, 
         os.utime(cache.root() / name, (stamp, stamp))
     cache.prune("volume-", keep=2)
     assert sorted(path.name for path in cache.root().iterdir()) == ["volume-old", "volume-x"]
+
+
+def test_sweep_removes_only_clusters_left_stopped_for_an_hour(tmp_path: Path) -> None:
+    """A killed run's cluster directory is removed; a running one, a fresh one and other directories are kept."""
+    hours_ago = time.time() - 2 * 3600
+
+    def workdir(name: str, *, old: bool, running: bool) -> Path:
+        path = tmp_path / name
+        (path / "data").mkdir(parents=True)
+        if running:
+            (path / "data" / "postmaster.pid").write_text("4242\n")
+        if old:
+            os.utime(path, (hours_ago, hours_ago))
+        return path
+
+    left = workdir(f"{server.WORKDIR_PREFIX}killed", old=True, running=False)
+    kept = [
+        workdir(f"{server.WORKDIR_PREFIX}running", old=True, running=True),
+        workdir(f"{server.WORKDIR_PREFIX}starting", old=False, running=False),
+        workdir("someone-elses", old=True, running=False),
+    ]
+    server.sweep(tmp_path)
+    assert not left.exists(), "a stopped cluster untouched for two hours should be removed"
+    assert all(path.exists() for path in kept), [path.name for path in kept if not path.exists()]
