@@ -8,6 +8,7 @@ reader sees whole entries only. A run copies an entry and starts its copy, never
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -41,9 +42,14 @@ def initdb_entry(pg_ctl: Path, version: str) -> Path:
     return root() / f"initdb-{version}-{digest(str(pg_ctl.resolve()), str(os.geteuid()), *locale)}"
 
 
-def volume_entry(version: str, rows: int, inputs: list[Path]) -> Path:
-    """Where the volume loaded from these files (SQL and generator) at `rows` rows is kept."""
-    return root() / f"volume-{version}-{rows}-{digest(str(os.geteuid()), *(path.read_bytes() for path in inputs))}"
+def volume_entry(version: str, rows: int, inputs: list[Path], today: datetime.date | None = None) -> Path:
+    """Where the volume loaded this week from these files (SQL and generator) at `rows` rows is kept.
+
+    The week is part of the name: the volume's rows and partitions are dated relative to the
+    day it was loaded, so it is loaded again each week rather than aged into other plans.
+    """
+    week = (today or datetime.date.today()).strftime("%G-W%V")
+    return root() / f"volume-{version}-{rows}-{week}-{digest(str(os.geteuid()), *(p.read_bytes() for p in inputs))}"
 
 
 def copy(entry: Path, datadir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from pathlib import Path
@@ -104,3 +105,20 @@ def test_sweep_removes_only_clusters_left_stopped_for_an_hour(tmp_path: Path) ->
     server.sweep(tmp_path)
     assert not left.exists(), "a stopped cluster untouched for two hours should be removed"
     assert all(path.exists() for path in kept), [path.name for path in kept if not path.exists()]
+
+
+def test_volume_entry_is_named_by_its_inputs_and_week(tmp_path: Path, monkeypatch) -> None:
+    """Another input file or another ISO week names another entry: a volume is never older than its week."""
+    monkeypatch.setenv(cache.ROOT_ENV, str(tmp_path))
+    sql_file = tmp_path / "0024.sql"
+    sql_file.write_text("CREATE TABLE t ();")
+
+    def entry_on(day: datetime.date) -> str:
+        return cache.volume_entry("17.10", 1000, [sql_file], today=day).name
+
+    monday, sunday, next_monday = datetime.date(2026, 11, 23), datetime.date(2026, 11, 29), datetime.date(2026, 11, 30)
+    assert entry_on(monday) == entry_on(sunday)
+    assert entry_on(next_monday) != entry_on(sunday)
+    before = entry_on(monday)
+    sql_file.write_text("CREATE TABLE t (id int);")
+    assert entry_on(monday) != before
