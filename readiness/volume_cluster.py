@@ -123,8 +123,10 @@ class VolumeCluster:
     def stop(self) -> None:
         """Stop the cluster; a volume loaded by this run becomes the cache entry for the next runs."""
         if self.executor.running():
-            self.executor.stop()
+            self.executor.stop()  # a load still running ends with an error, its thread with it
         self.thread.join()
+        if self.executor.running():  # started while it was being stopped
+            self.executor.stop()
         if not self.from_cache and self.handle.status_now() == READY:
             cache.store(Path(self.executor.datadir), self.entry, move=True)
             cache.prune("volume-", cache.VOLUME_ENTRIES_KEPT)
