@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -18,11 +19,13 @@ from readiness.clusters import (
     SharedClusters,
     config_timeouts,
     database_name,
+    new_server,
     record_volume,
     say,
     shared,
     start_server,
     start_volume,
+    stop_server,
     target_dsn_of,
 )
 from readiness.database import DBNAME, MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
@@ -64,11 +67,12 @@ def pg_server(pytestconfig: pytest.Config) -> Iterator[server.Executor | server.
     if address := shared(pytestconfig, SHARED_SERVER):
         yield server.Address(**address)
         return
-    executor = start_server(pytestconfig)
+    executor = new_server(pytestconfig)
     try:
+        start_server(pytestconfig, executor)
         yield executor
     finally:
-        server.stop(executor, pytestconfig.option.report_dir / "postgresql.log")
+        stop_server(pytestconfig, executor)
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +163,14 @@ def migration_state(
 def session_connection(
     request: pytest.FixtureRequest, migration_state: MigrationState, timeouts: Timeouts, target_dsn: str | None
 ) -> Iterator[psycopg.Connection]:
-    """One connection for the whole run; each test's work on it is rolled back."""
+    """One connection for the whole run; each test's work on it is rolled back.
+
+    Closed, not committed, at the end: after Ctrl-C a statement may still be in flight on it.
+    """
     if target_dsn:
         yield request.getfixturevalue("target_session").conn
         return
-    with connect(migration_state.conninfo, timeouts) as conn:
+    with closing(connect(migration_state.conninfo, timeouts)) as conn:
         yield conn
 
 
@@ -211,7 +218,7 @@ def premigration_connection(
     """A second database holding the prerequisites and 0023 only: 0024 never applied."""
     dbname = database_name(pytestconfig, "readiness_pre")
     conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, dbname)
-    with connect(conninfo, timeouts) as conn:
+    with closing(connect(conninfo, timeouts)) as conn:
         yield conn
 
 
@@ -243,7 +250,7 @@ def volume_connection(
         conninfo = handle.wait()
     except VolumeUnavailable as error:
         pytest.fail(f"the volume for task 3 could not be made ready: {error}")
-    with connect(conninfo, timeouts) as conn:
+    with closing(connect(conninfo, timeouts)) as conn:
         yield conn
 
 

@@ -52,15 +52,23 @@ def server_binaries(config: pytest.Config) -> Path:
     return pg_ctl
 
 
-def start_server(config: pytest.Config) -> server.Executor:
-    """The run's ephemeral cluster, started; the time it took goes into the sign-off."""
-    executor = server.new_executor(server_binaries(config))
+def new_server(config: pytest.Config) -> server.Executor:
+    """The run's ephemeral cluster, not started yet: whoever starts it stops it, interrupted or not."""
+    return server.new_executor(server_binaries(config))
+
+
+def start_server(config: pytest.Config, executor: server.Executor) -> None:
+    """Start the run's cluster; the time it took goes into the sign-off."""
     started = time.perf_counter()
     executor.start()
     config.stash[SIGNOFF_KEY].figures["server start (data directory + start)"] = (
         f"{time.perf_counter() - started:.2f} s"
     )
-    return executor
+
+
+def stop_server(config: pytest.Config, executor: server.Executor) -> None:
+    """Stop the run's cluster and remove it; its log is kept in the report folder."""
+    server.stop(executor, config.option.report_dir / "postgresql.log")
 
 
 def start_volume(config: pytest.Config) -> VolumeCluster:
@@ -118,14 +126,19 @@ class SharedClusters:
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own sessionstart starts the workers
     def pytest_sessionstart(self) -> None:
-        self.server = start_server(self.config)
-        conninfo = psycopg.conninfo.make_conninfo(
-            host=self.server.host, port=self.server.port, user=self.server.user, dbname="postgres"
-        )
-        with connect(conninfo, config_timeouts(self.config)) as conn:
-            apply_file(conn, ROLES)
-            conn.commit()
-        self.volume = start_volume(self.config)
+        try:
+            self.server = new_server(self.config)
+            start_server(self.config, self.server)
+            conninfo = psycopg.conninfo.make_conninfo(
+                host=self.server.host, port=self.server.port, user=self.server.user, dbname="postgres"
+            )
+            with connect(conninfo, config_timeouts(self.config)) as conn:
+                apply_file(conn, ROLES)
+                conn.commit()
+            self.volume = start_volume(self.config)
+        except BaseException:  # interrupted or failed here, pytest calls no sessionfinish: stop what started
+            self.stop()
+            raise
 
     def pytest_configure_node(self, node) -> None:  # type: ignore[no-untyped-def]
         assert self.server is not None and self.volume is not None
@@ -138,8 +151,17 @@ class SharedClusters:
         try:
             return (yield)
         finally:
-            if self.volume is not None:
-                self.volume.stop()
-                record_volume(self.config, self.volume)
-            if self.server is not None:
-                server.stop(self.server, self.config.option.report_dir / "postgresql.log")
+            self.stop()  # before the sign-off is written: it records the volume's figures
+
+    def pytest_unconfigure(self) -> None:
+        self.stop()  # a run interrupted while its workers started never reaches the test loop
+
+    def stop(self) -> None:
+        """Stop the volume and the server if they run; once."""
+        volume, self.volume = self.volume, None
+        if volume is not None:
+            volume.stop()
+            record_volume(self.config, volume)
+        executor, self.server = self.server, None
+        if executor is not None:
+            stop_server(self.config, executor)

@@ -107,6 +107,10 @@ class TargetSession:
 
     def close(self) -> None:
         """Roll back everything the run did, and disconnect."""
+        # Closing alone rolls back too (the server ends the session's transaction), even when
+        # Ctrl-C left a statement in flight and a ROLLBACK could not be sent.
         if not self.conn.closed:
-            self.conn.rollback()
-            self.conn.close()
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()

@@ -94,6 +94,7 @@ class VolumeCluster:
             self._report(f"{type(error).__name__}: {error}")
 
     def _start(self) -> None:
+        self.executor.init_directory()  # the copy: a copy cut short (Ctrl-C reaches cp too) says nothing of the entry
         try:
             self.executor.start()
         except Exception:
