@@ -26,23 +26,27 @@ INSERT INTO auth.users_extended (id, org_id, email)
 SELECT gen_random_uuid(), o.id, 'user' || u || '@' || o.slug || '.test'
 FROM organization o CROSS JOIN generate_series(1, %(users)s::int) u WHERE o.slug LIKE 'volume-%%';
 """
+# Row g goes to user g %% user_count as that user's r-th row (r = g / user_count); the kinds of a
+# user's rows follow r, so every user (and organisation) gets every kind, whatever its place n.
 PREVIEWS = """
 INSERT INTO sync_preview_cache (org_id, sync_type, entity_type, cache_key, computed_by, computed_at, expires_at)
-SELECT u.org_id, (enum_range(NULL::sync_type))[1 + g %% 4], (enum_range(NULL::sync_entity_type))[1 + g %% 8],
-       CASE WHEN g %% 2 = 0 THEN 'key-' || g END, u.id,
+SELECT u.org_id, (enum_range(NULL::sync_type))[1 + r %% 4], (enum_range(NULL::sync_entity_type))[1 + r %% 8],
+       CASE WHEN r %% 2 = 0 THEN 'key-' || g END, u.id,
        now() - make_interval(mins => g %% 600), now() + make_interval(mins => 60 - g %% 62)
 FROM generate_series(0, %(previews)s::int - 1) g
+CROSS JOIN LATERAL (SELECT g / %(user_count)s AS r) AS per_user
 JOIN volume_users u ON u.n = g %% %(user_count)s;
 """
 PROGRESS = """
 INSERT INTO sync_progress (org_id, sync_id, job_id, sync_type, entity_type, status, total_items, processed_items,
                            failed_items, started_at, completed_at, initiated_by)
-SELECT u.org_id, gen_random_uuid(), 'job-' || g, (enum_range(NULL::sync_type))[1 + g %% 4],
-       (enum_range(NULL::sync_entity_type))[1 + g %% 8],
-       CASE WHEN g %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type, 1000, 900, g %% 10,
-       now() - make_interval(hours => g %% 8000), CASE WHEN g %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000)
+SELECT u.org_id, gen_random_uuid(), 'job-' || g, (enum_range(NULL::sync_type))[1 + r %% 4],
+       (enum_range(NULL::sync_entity_type))[1 + r %% 8],
+       CASE WHEN r %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type, 1000, 900, g %% 10,
+       now() - make_interval(hours => g %% 8000), CASE WHEN r %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000)
                                                        + interval '5 minutes' END, u.id
 FROM generate_series(0, %(progress)s::int - 1) g
+CROSS JOIN LATERAL (SELECT g / %(user_count)s AS r) AS per_user
 JOIN volume_users u ON u.n = g %% %(user_count)s;
 """
 USER_INDEX = """
