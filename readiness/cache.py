@@ -62,11 +62,8 @@ def store(datadir: Path, entry: Path, *, move: bool) -> None:
     """Make the stopped cluster at `datadir` the entry `entry` (moved, or copied); a run that stored it first wins."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     partial = entry.with_name(f".{entry.name}.{os.getpid()}-{threading.get_ident()}")
-    try:
-        if not move:
-            raise OSError("a copy is wanted")
-        datadir.rename(partial)
-    except OSError:  # or another file system: cp -a keeps the owner (the server user's, as root), shutil.move does not
+    if not (move and _renamed(datadir, partial)):
+        # cp -a keeps the owner (the server user's, as root); shutil.move across file systems does not
         subprocess.run(["cp", "-a", str(datadir), str(partial)], check=True, capture_output=True)
         if move:
             shutil.rmtree(datadir)
@@ -74,6 +71,15 @@ def store(datadir: Path, entry: Path, *, move: bool) -> None:
         partial.rename(entry)
     except OSError:  # stored meanwhile by another run
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _renamed(source: Path, target: Path) -> bool:
+    """Rename `source` to `target`; False when they are on different file systems."""
+    try:
+        source.rename(target)
+    except OSError:
+        return False
+    return True
 
 
 def prune(prefix: str, keep: int) -> None:

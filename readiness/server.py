@@ -108,7 +108,7 @@ class Executor(PostgreSQLExecutor):
     """pytest-postgresql's executor, whose data directory is a copy of `seed` when there is one.
 
     Without a seed it runs initdb as usual and stores the result as the seed: initdb takes
-    1-2 s here, a copy of its output about 0.5 s.
+    1-2 s here, a copy of its output 0.1 s in /dev/shm (1.0-1.3 s on this disk).
     """
 
     def __init__(self, *args: Any, seed: Path, **kwargs: Any) -> None:
