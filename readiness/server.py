@@ -6,6 +6,7 @@ binaries the project installs (readiness.install), then `pg_config --bindir`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -42,26 +43,29 @@ HOW_TO_GET_17 = (
 
 def find_pg_ctl(explicit: str | None, major: int = REQUIRED_MAJOR) -> Path:
     """The pg_ctl to use, in the documented discovery order (the project install of `major`)."""
-    candidates: list[tuple[str, Path]] = []
-    if explicit:
-        candidates.append(("--postgresql-exec", Path(explicit)))
-    elif os.environ.get(PG_CTL_ENV):
-        candidates.append((PG_CTL_ENV, Path(os.environ[PG_CTL_ENV])))
-    else:
-        candidates.append(("project install", install.bindir(major) / "pg_ctl"))
-        pg_config = shutil.which("pg_config")
-        if pg_config:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30)
-            if out.returncode == 0:
-                candidates.append(("pg_config", Path(out.stdout.strip()) / "pg_ctl"))
-    for origin, path in candidates:
+    origin, given = ("--postgresql-exec", explicit) if explicit else (PG_CTL_ENV, os.environ.get(PG_CTL_ENV))
+    if given:
+        path = Path(given)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ReadinessUsageError(f"pg_ctl given by {origin} does not exist or is not executable: {path}")
+        return path
+    for path in _installed_pg_ctls(major):  # pg_config is asked only when the project has no install
         if path.is_file() and os.access(path, os.X_OK):
             return path
-        if origin != "project install" and origin != "pg_config":
-            raise ReadinessUsageError(f"pg_ctl given by {origin} does not exist or is not executable: {path}")
     raise ReadinessUsageError(f"No PostgreSQL server binaries found. {HOW_TO_GET_17}")
 
 
+def _installed_pg_ctls(major: int) -> Iterator[Path]:
+    """The project's install of `major`, then the server `pg_config --bindir` names."""
+    yield install.bindir(major) / "pg_ctl"
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30)
+        if out.returncode == 0:
+            yield Path(out.stdout.strip()) / "pg_ctl"
+
+
+@functools.cache  # asked for by the server, the volume and both cache keys: one `pg_ctl --version` a run
 def server_version(pg_ctl: Path) -> str:
     """'17.10' from `pg_ctl --version`."""
     out = subprocess.run([str(pg_ctl), "--version"], capture_output=True, text=True, timeout=30)
