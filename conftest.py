@@ -109,14 +109,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         say(item.config, f"hypothesis: {item.name}, up to {examples} random examples plus the explicit ones ...")
 
 
+def uses_volume(item: pytest.Item) -> bool:
+    """Whether the test runs on task 3's volume."""
+    return "volume_connection" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests on task 3's volume last: the longer the other tasks run, the less they wait for it."""
-    items.sort(key=lambda item: "volume_connection" in getattr(item, "fixturenames", ()))
+    items.sort(key=uses_volume)
 
 
 def needs_volume(session: pytest.Session) -> bool:
     """Whether a test of this run uses the volume: only then is it loaded or copied."""
-    return any("volume_connection" in getattr(item, "fixturenames", ()) for item in session.items)
+    return any(map(uses_volume, session.items))
 
 
 @pytest.fixture(scope="session")
