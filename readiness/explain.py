@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from pathlib import Path
 
+import psycopg
+
 from readiness.apply import ApplyError, first_reference
+from readiness.database import prerequisite_exists
 from readiness.expected import Prerequisite
 
 
@@ -36,6 +39,13 @@ def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str
 def apply_error_issue(error: ApplyError) -> dict[str, str]:
     """The CRITICAL blocking issue of a migration that does not apply, located at its file:line:column."""
     return {"severity": "CRITICAL", "message": f"{error.statement} - {error.message}", "location": str(error.location)}
+
+
+def missing_prerequisite(
+    conn: psycopg.Connection, prerequisite: Prerequisite, migration: Path
+) -> dict[str, str] | None:
+    """The CRITICAL blocking issue of `prerequisite` when it is missing from the database, else None."""
+    return None if prerequisite_exists(conn, prerequisite) else missing_prerequisite_issue(prerequisite, migration)
 
 
 def missing_prerequisite_issue(prerequisite: Prerequisite, migration: Path) -> dict[str, str]:

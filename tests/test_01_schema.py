@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 from readiness import catalog, expected
-from readiness.database import MigrationState, prerequisite_exists
-from readiness.explain import apply_error_issue, differences, missing_prerequisite_issue
+from readiness.database import MigrationState
+from readiness.explain import apply_error_issue, differences, missing_prerequisite
 
 pytestmark = pytest.mark.readiness
 
@@ -25,9 +25,10 @@ def test_prerequisite_exists(
     blocking_issue,
 ) -> None:
     """A prerequisite of 0024 named by the report (organization, schema auth, auth.users_extended) exists."""
-    if not prerequisite_exists(readonly_db, prerequisite):
-        blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
-    assert prerequisite_exists(readonly_db, prerequisite), (
+    issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
+    if issue:
+        blocking_issue(issue)
+    assert issue is None, (
         f"{prerequisite.label} DOES NOT EXIST; 0024 references it. "
         "Create it as the report's Recommendations (Steps 1-2) give it: sql/prerequisites/."
     )

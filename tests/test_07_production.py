@@ -17,8 +17,8 @@ import pytest
 
 from readiness import catalog, expected, lint
 from readiness.apply import ApplyError, apply_file
-from readiness.database import MigrationState, Timeouts, connect, prerequisite_exists
-from readiness.explain import apply_error_issue, missing_prerequisite_issue
+from readiness.database import MigrationState, Timeouts, connect
+from readiness.explain import apply_error_issue, missing_prerequisite
 from readiness.factories import SYNC_TABLES
 from readiness.signoff import BLOCKED_PREFIX
 
@@ -58,9 +58,10 @@ def test_prerequisite_in_place(
     blocking_issue,
 ) -> None:
     """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
-    if not prerequisite_exists(readonly_db, prerequisite):
-        blocking_issue(missing_prerequisite_issue(prerequisite, migration_state.migration))
-    assert prerequisite_exists(readonly_db, prerequisite), (
+    issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
+    if issue:
+        blocking_issue(issue)
+    assert issue is None, (
         f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
     )
 
