@@ -11,22 +11,17 @@ import sys
 import time
 
 import psycopg
+from migrated import migrated_server  # bench/, on the path when a benchmark runs as a script
 from psycopg import sql
 
-from readiness import server
-from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_ephemeral
+from readiness.database import Timeouts, connect
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 
 
 def main() -> None:
     """Start a server, build the schema, time both isolation strategies."""
-    started = time.perf_counter()
-    with server.ephemeral_server(server.find_pg_ctl(None)) as pg:
-        ready = time.perf_counter()
-        state = create_ephemeral(pg.host, pg.port, pg.user, Timeouts(), DEFAULT_MIGRATION)
-        built = time.perf_counter()
-        assert state.applied, state.blocked_reason
+    with migrated_server() as (pg, state, took):
         with connect(state.conninfo, Timeouts()) as conn:
             relations = conn.execute(
                 "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
@@ -45,8 +40,8 @@ def main() -> None:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE readiness").format(name))
             clone.append(time.perf_counter() - t)
             admin.execute(sql.SQL("DROP DATABASE {}").format(name))
-    print(f"server start:            {ready - started:8.3f} s")
-    print(f"schema build (prereqs, 0023, 0024): {built - ready:8.3f} s")
+    print(f"server start:            {took['server start']:8.3f} s")
+    print(f"schema build (prereqs, 0023, 0024): {took['schema build']:8.3f} s")
     print(f"public relations in template: {relations}")
     print(f"isolation by rollback:   median {statistics.median(rollback) * 1000:8.3f} ms over {ROUNDS}")
     print(f"isolation by clone:      median {statistics.median(clone) * 1000:8.3f} ms over {ROUNDS}")

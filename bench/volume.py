@@ -6,25 +6,20 @@ Run: make bench-volume  (or: python bench/volume.py ROWS)
 from __future__ import annotations
 
 import sys
-import time
 from functools import partial
 
-from readiness import server, volume
-from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_ephemeral
+from migrated import migrated_server  # bench/, on the path when a benchmark runs as a script
+
+from readiness import volume
+from readiness.database import Timeouts, connect
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 
 
 def main() -> None:
     """Start a server, build the schema, load ROWS activity-log rows, print the figures."""
-    started = time.perf_counter()
-    with server.ephemeral_server(server.find_pg_ctl(None)) as pg:
-        ready = time.perf_counter()
-        state = create_ephemeral(pg.host, pg.port, pg.user, Timeouts(), DEFAULT_MIGRATION)
-        built = time.perf_counter()
-        timings = volume.load(state.conninfo, ROWS, partial(connect, timeouts=Timeouts(statement_ms=0)))
-    print(f"server start: {ready - started:.2f} s")
-    print(f"schema build: {built - ready:.2f} s")
+    with migrated_server() as (_, state, took):
+        timings = took | volume.load(state.conninfo, ROWS, partial(connect, timeouts=Timeouts(statement_ms=0)))
     for step, seconds in timings.items():
         print(f"{step}: {seconds:.2f} s")
 
