@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -89,8 +91,15 @@ def volume_handle(pytestconfig: pytest.Config) -> Iterator[VolumeHandle]:
         record_volume(pytestconfig, cluster)
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handled as Ctrl-C is: the run stops, its clusters are stopped and removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Under xdist, let the controller own the clusters the workers share."""
+    """SIGTERM (how CI cancels a job) ends a run as Ctrl-C does; under xdist, the controller owns the clusters."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
     controller = not hasattr(config, "workerinput") and not config.option.collectonly
     if not controller or getattr(config.option, "dist", "no") == "no":
         return
