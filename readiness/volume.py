@@ -32,7 +32,9 @@ PREVIEWS = """
 INSERT INTO sync_preview_cache (org_id, sync_type, entity_type, cache_key, computed_by, computed_at, expires_at)
 SELECT u.org_id, (enum_range(NULL::sync_type))[1 + r %% 4], (enum_range(NULL::sync_entity_type))[1 + r %% 8],
        CASE WHEN r %% 2 = 0 THEN 'key-' || g END, u.id,
-       now() - make_interval(mins => g %% 600), now() + make_interval(mins => 60 - g %% 62)
+       now() - make_interval(mins => g %% 600),
+       -- 1 in 62 expired; the others valid for 8 days, so the cached volume (reloaded weekly) keeps that ratio
+       CASE WHEN g %% 62 = 61 THEN now() - make_interval(mins => 1 + g %% 60) ELSE now() + make_interval(days => 8) END
 FROM generate_series(0, %(previews)s::int - 1) g
 CROSS JOIN LATERAL (SELECT g / %(user_count)s AS r) AS per_user
 JOIN volume_users u ON u.n = g %% %(user_count)s;
