@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import factories, server
+from readiness import factories, server, volume_cluster
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -272,6 +272,7 @@ def volume_connection(
 def volume_db(volume_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """The database with the volume loaded, inside a transaction rolled back after the test."""
     with volume_connection.transaction(force_rollback=True):
+        volume_cluster.enter(volume_connection)
         yield volume_connection
 
 

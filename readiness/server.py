@@ -198,7 +198,12 @@ def stop(executor: Executor, keep_log: Path | None = None) -> None:
     if keep_log is not None and Path(executor.logfile).is_file():
         keep_log.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(executor.logfile, keep_log)
-    shutil.rmtree(workdir, ignore_errors=True)
+    # After Ctrl-C an initdb may still be exiting, and writing, in there: try again for a few seconds.
+    for _ in range(50):
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not workdir.exists():
+            return
+        time.sleep(0.1)
 
 
 @contextmanager

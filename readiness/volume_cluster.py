@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 from readiness import cache, server, volume
 from readiness.apply import apply_file
@@ -25,6 +26,21 @@ DBNAME = "readiness_volume"
 READY = "ready"
 BYTES_PER_ROW = 600  # a log row with its 7 index entries: 1M rows take 0.5 GB
 WAIT_LIMIT_S = 1800  # a load that takes longer has failed; the run says so instead of waiting on
+
+
+# Under xdist two workers use the volume at once: its readers, and test_rollback_time_on_volume, which drops
+# and re-creates 0024 in it. Each takes this advisory lock first in its transaction (readers shared, the
+# rollback exclusive), so they wait for each other instead of deadlocking on the tables' locks.
+GATE = 240024
+GATE_TIMEOUT = "30s"  # the rollback with its teardown takes about 1 s at 1M rows; never wait forever
+
+
+def enter(conn: psycopg.Connection, *, exclusive: bool = False) -> None:
+    """Take the volume's gate for the current transaction (shared for a reader)."""
+    take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (GATE_TIMEOUT,))
+    conn.execute(psycopg.sql.SQL("SELECT {}(%s)").format(psycopg.sql.Identifier(take)), (GATE,))
+    conn.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 class VolumeUnavailable(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from readiness import catalog, expected
+from readiness import catalog, expected, volume_cluster
 from readiness.auth import SERVICE_ROLE, acting_as, as_user
 from readiness.explain import differences
 from readiness.factories import SYNC_TABLES
@@ -145,6 +145,7 @@ def test_every_index_has_a_query(volume_db: psycopg.Connection) -> None:
 def tenant_of_volume(volume_connection: psycopg.Connection) -> dict[str, Any]:
     """Ids of one volume organisation: a user, a sync with log rows, a job and a cache key."""
     conn = volume_connection
+    volume_cluster.enter(conn)  # released by the rollback below
     org, user = conn.execute(
         "SELECT o.id, u.id FROM organization o JOIN auth.users_extended u ON u.org_id = o.id"
         " WHERE o.slug = 'volume-1' ORDER BY u.id LIMIT 1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import catalog, factories, snapshot
+from readiness import catalog, factories, snapshot, volume_cluster
 from readiness.apply import TRANSACTION_CONTROL as _TXN
 from readiness.apply import ApplyError, apply_file, split
 from readiness.database import MigrationState
@@ -120,6 +120,7 @@ def test_rollback_time_on_volume(
     applied: None, volume_db: psycopg.Connection, rollback: Path, migration: Path, record_figure
 ) -> None:
     """On the loaded volume the rollback runs (time reported: the report estimates under 1 s), and 0024 re-applies."""
+    volume_cluster.enter(volume_db, exclusive=True)  # no other worker reads the volume while it is dropped
     rows = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]
     started = time.perf_counter()
     run_rollback(volume_db, rollback, f"applied, with {rows:,} log rows")
