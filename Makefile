@@ -8,7 +8,7 @@ PYTEST := $(PY) -m pytest
 # 2.6 s of each run here when PYTHONDONTWRITEBYTECODE is set.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup readiness test lint browser bench bench-isolation bench-volume clean
+.PHONY: setup readiness test lint browser bench bench-isolation bench-volume soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: setup
 	$(PY) bench/run.py 3 100000
 	$(PY) bench/run.py 3 100000 -n 2
 	$(PY) bench/run.py 3 1000000 --cold
+
+# The timing- and process-sensitive tests of the suite, ROUNDS times: failures per test (issue #13).
+ROUNDS ?= 20
+soak: setup
+	$(PY) bench/soak.py $(ROUNDS)
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*

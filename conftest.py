@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -14,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import factories, server, volume_cluster
+from readiness import factories, interrupt, server, volume_cluster
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -43,6 +41,7 @@ from readiness.volume_cluster import VolumeHandle, VolumeUnavailable
 settings.register_profile("readiness", max_examples=25, deadline=None, database=None, print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "readiness"))
+TESTS_ANNOUNCED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="session")
@@ -91,15 +90,8 @@ def volume_handle(pytestconfig: pytest.Config) -> Iterator[VolumeHandle]:
         record_volume(pytestconfig, cluster)
 
 
-def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM handled as Ctrl-C is: the run stops, its clusters are stopped and removed."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    """SIGTERM (how CI cancels a job) ends a run as Ctrl-C does; under xdist, the controller owns the clusters."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    """Under xdist, the controller owns the clusters."""
     controller = not hasattr(config, "workerinput") and not config.option.collectonly
     if not controller or getattr(config.option, "dist", "no") == "no":
         return
@@ -113,6 +105,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before each property test, a line saying what runs, so a person watching knows the run is alive."""
+    if not item.session.stash.setdefault(TESTS_ANNOUNCED, False):
+        item.session.stash[TESTS_ANNOUNCED] = True
+        interrupt.announce(interrupt.TESTS_RUNNING)
     if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
         examples = settings.default.max_examples
         say(item.config, f"hypothesis: {item.name}, up to {examples} random examples plus the explicit ones ...")

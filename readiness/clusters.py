@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import server, volume
+from readiness import interrupt, server, volume
 from readiness.apply import apply_file
 from readiness.database import ROLES, Timeouts, connect
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
@@ -60,10 +60,14 @@ def new_server(config: pytest.Config) -> server.Executor:
 def start_server(config: pytest.Config, executor: server.Executor) -> None:
     """Start the run's cluster; the time it took goes into the sign-off."""
     started = time.perf_counter()
-    executor.start()
+    try:
+        executor.start()
+    except server.ServerStartError as error:
+        pytest.exit(f"{error}\nThe run cannot go on without its server: nothing was verified.", EXIT_USAGE_ERROR)
     config.stash[SIGNOFF_KEY].figures["server start (data directory + start)"] = (
         f"{time.perf_counter() - started:.2f} s"
     )
+    interrupt.announce(interrupt.SERVER_STARTED)
 
 
 def stop_server(config: pytest.Config, executor: server.Executor) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT
+from readiness import PROJECT_ROOT, interrupt
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.markdown import signoff_markdown
 from readiness.render import signoff_html, terminal_table
@@ -59,6 +59,7 @@ def is_readiness_run(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    interrupt.install()
     for option in ("migration", "rollback"):
         path = config.getoption(option).resolve()
         if not path.is_file():
@@ -83,6 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlSignOff(signoff), "readiness-html")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    outcome = yield
+    if interrupt.received():  # its KeyboardInterrupt was swallowed by a third party during this test
+        raise KeyboardInterrupt(f"signal {interrupt.received()}, received during {item.nodeid}")
+    return outcome
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -154,13 +163,27 @@ class SignOffReporter:
                 "figures": self.signoff.figures,
             }
             return
-        report_dir: Path = self.config.option.report_dir
-        (report_dir / "signoff.json").write_text(json.dumps(self.signoff.to_json(), indent=2) + "\n")
+        try:
+            interrupt.announce(interrupt.SIGNOFF_WRITING)
+            self.write(self.config.option.report_dir)
+        except KeyboardInterrupt:  # the servers are still stopped: pytest's own sessionfinish tears them down
+            pass
+        if interrupt.received():
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
+            session.exitstatus = EXIT_NOT_APPROVED
+
+    def write(self, report_dir: Path) -> None:
+        """signoff.json and readiness.md, each whole or not at all."""
         rollback = self.signoff.rollback
         rollback_sql = rollback.read_text(encoding="utf-8") if rollback.is_file() else ""
-        (report_dir / "readiness.md").write_text(signoff_markdown(self.signoff, rollback_sql))
-        if is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
-            session.exitstatus = EXIT_NOT_APPROVED
+        for name, text in (
+            ("signoff.json", json.dumps(self.signoff.to_json(), indent=2) + "\n"),
+            ("readiness.md", signoff_markdown(self.signoff, rollback_sql)),
+        ):
+            partial = report_dir / f".{name}.partial"
+            partial.write_text(text)
+            partial.replace(report_dir / name)
 
     def pytest_testnodedown(self, node, error) -> None:  # type: ignore[no-untyped-def]
         recorded = getattr(node, "workeroutput", {}).get("readiness", {})

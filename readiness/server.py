@@ -35,6 +35,7 @@ SCRATCH_ENV = "READINESS_SCRATCH"  # where the run's clusters go, when not where
 WORKDIR_PREFIX = "readiness-pg-"
 STALE_AFTER_S = 3600
 CLUSTER_ROOM = 256 * 2**20  # a cluster with the schema and the tests' rows; the volume says its own
+START_LIMIT_S = 120  # pg_ctl start -w -t: a server not accepting connections by then has failed to start
 HOW_TO_GET_17 = (
     "Run `make setup` (or `python -m readiness.install`) to install PostgreSQL 17 into the project, "
     "or point --postgresql-exec / READINESS_PG_CTL at a PostgreSQL 17 pg_ctl "
@@ -99,6 +100,17 @@ def run_as_server_user(pg_ctl: Path, workdir: Path) -> Path:
     return wrapper
 
 
+class ServerStartError(Exception):
+    """A cluster did not start: the message names its log."""
+
+    def __init__(self, executor: PostgreSQLExecutor, why: str) -> None:
+        log = Path(executor.logfile)
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.is_file() else []
+        super().__init__(
+            f"PostgreSQL did not start on port {executor.port}: {why}. Server log {log}:\n" + "\n".join(tail)
+        )
+
+
 @dataclass(frozen=True)
 class Address:
     """A running cluster another process started: what a test needs to reach it."""
@@ -129,6 +141,28 @@ class Executor(PostgreSQLExecutor):
             return
         super().init_directory()
         cache.store(Path(self.datadir), self.seed, move=False)
+
+    def start(self) -> Executor:
+        """`pg_ctl start -w` run to its end: the server accepts connections when it returns.
+
+        Not mirakuru's start, which polls the TCP port: a port that is open answers "the database
+        system is starting up" under load, and its polling outlived a server stopped meanwhile.
+        """
+        self.init_directory()
+        try:
+            done = subprocess.run(
+                self.command_parts,
+                env={**os.environ, **self.envvars},
+                capture_output=True,
+                text=True,
+                timeout=START_LIMIT_S + 30,
+                start_new_session=True,  # Ctrl-C reaches the run, which stops the server; not the server itself
+            )
+        except subprocess.TimeoutExpired as error:
+            raise ServerStartError(self, f"pg_ctl start did not return within {error.timeout:.0f} s") from None
+        if done.returncode != 0:
+            raise ServerStartError(self, (done.stderr or done.stdout).strip())
+        return self
 
     def reseed(self, seed: Path) -> None:
         """Drop the data directory; the next start makes it from `seed` instead."""
@@ -182,7 +216,7 @@ def new_executor(pg_ctl: Path, seed: Path | None = None, room: int = CLUSTER_ROO
         datadir=str(workdir / "data"),
         unixsocketdir=str(workdir),
         logfile=str(workdir / "postgresql.log"),
-        startparams="-w",
+        startparams=f"-w -t {START_LIMIT_S}",
         dbname="readiness",
         user="postgres",
         postgres_options=FAST_SERVER_OPTIONS,

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 
-from readiness import cache, server, volume
+from readiness import cache, interrupt, server, volume
 from readiness.apply import apply_file
 from readiness.database import MIGRATION_0023, PREREQUISITES, Timeouts, connect, create_with_prerequisites
 
@@ -26,6 +26,9 @@ DBNAME = "readiness_volume"
 READY = "ready"
 BYTES_PER_ROW = 600  # a log row with its 7 index entries: 1M rows take 0.5 GB
 WAIT_LIMIT_S = 1800  # a load that takes longer has failed; the run says so instead of waiting on
+# How long stop() waits for the background thread once its server is stopped: a start ends within pg_ctl's
+# own limit, a load with its first statement on the stopped server.
+JOIN_LIMIT_S = server.START_LIMIT_S + 60
 
 
 # Under xdist two workers use the volume at once: its readers, and test_rollback_time_on_volume, which drops
@@ -91,6 +94,7 @@ class VolumeCluster:
         self.timings: dict[str, float] = {}
         status = Path(self.executor.unixsocketdir) / "volume-status"
         self.handle = VolumeHandle(self.executor.host, self.executor.port, self.executor.user, str(status))
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._prepare, name="readiness-volume", daemon=True)
 
     def start(self) -> VolumeCluster:
@@ -101,6 +105,9 @@ class VolumeCluster:
         try:
             started = time.perf_counter()
             self._start()
+            interrupt.announce(interrupt.VOLUME_LOADING, self.stopping)
+            if self.stopping.is_set():
+                raise VolumeUnavailable("the run stopped before the volume was ready")
             if self.from_cache:
                 self.timings["copied from the cache and started"] = time.perf_counter() - started
             else:
@@ -110,6 +117,8 @@ class VolumeCluster:
             self._report(f"{type(error).__name__}: {error}")
 
     def _start(self) -> None:
+        if self.stopping.is_set():
+            raise VolumeUnavailable("the run stopped before the volume's server started")
         self.executor.init_directory()  # the copy: a copy cut short (Ctrl-C reaches cp too) says nothing of the entry
         try:
             self.executor.start()
@@ -139,12 +148,18 @@ class VolumeCluster:
 
     def stop(self) -> None:
         """Stop the cluster; a volume loaded by this run becomes the cache entry for the next runs."""
-        if self.executor.running():
-            self.executor.stop()  # a load still running ends with an error, its thread with it
-        self.thread.join()
+        self.stopping.set()
+        deadline = time.monotonic() + JOIN_LIMIT_S
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            if self.executor.running():  # a start or a load still running ends with an error, its thread with it
+                self.executor.stop()
+            self.thread.join(0.2)
         if self.executor.running():  # started while it was being stopped
             self.executor.stop()
-        if not self.from_cache and self.handle.status_now() == READY:
+        stuck = self.thread.is_alive()
+        if not stuck and not self.from_cache and self.handle.status_now() == READY:
             cache.store(Path(self.executor.datadir), self.entry, move=True)
             cache.prune("volume-", cache.VOLUME_ENTRIES_KEPT)
         server.stop(self.executor, self.keep_log)
+        if stuck:
+            raise VolumeUnavailable(f"the volume's thread did not end within {JOIN_LIMIT_S} s of its server's stop")

@@ -1,4 +1,8 @@
-"""Ctrl-C (or CI's SIGTERM) at any moment of a run stops its servers and removes their directories."""
+"""Ctrl-C (or CI's SIGTERM) at each moment a run announces: exit 2, no server, no directory left.
+
+The run is held at the moment (READINESS_HOLD_AT) until the signal comes, so each case means the
+same on a fast machine and a slow one: no case waits a number of seconds and hopes.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, cache, server
+from readiness import PROJECT_ROOT, cache, interrupt, server
+from readiness.database import DEFAULT_MIGRATION, Timeouts
+from readiness.volume_cluster import VolumeCluster
 from tests.suite.conftest import NESTED_VOLUME
 
 pytestmark = pytest.mark.suite
 
-
-STARTED = "volume for task 3:"  # the run's first line: its server is up, its volume on the way
+REACH_LIMIT_S = 300  # for the run to reach the moment: a start-up, even on a loaded machine
+END_LIMIT_S = 120  # for the run to end once signalled: stopping two servers
 
 
 def server_data_dirs(scratch: Path) -> set[str]:
@@ -27,42 +33,110 @@ def server_data_dirs(scratch: Path) -> set[str]:
     return {line.split(" -D ")[1].split()[0] for line in ps.splitlines() if f"postgres -D {scratch}/" in line}
 
 
+def wait_for_moment(run: subprocess.Popen, phases: Path, moment: str, output: Path) -> None:  # type: ignore[type-arg]
+    """Until the run announces `moment`; fails (and kills the run) if it ends or never gets there."""
+    deadline = time.monotonic() + REACH_LIMIT_S
+    while run.poll() is None and time.monotonic() < deadline:
+        if phases.is_file() and moment in phases.read_text().splitlines():
+            return
+        time.sleep(0.05)
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+    pytest.fail(f"the run never reached '{moment}' (exit {run.poll()}):\n{output.read_text()[-3000:]}")
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two workers"])
 @pytest.mark.parametrize(
-    ("sent", "after_s"),
-    [(signal.SIGINT, 0.0), (signal.SIGINT, 1.0), (signal.SIGINT, 2.5), (signal.SIGTERM, 1.0)],
-    ids=["Ctrl-C at once", "Ctrl-C after 1 s", "Ctrl-C after 2.5 s", "SIGTERM after 1 s"],
+    ("sent", "moment"),
+    [*((signal.SIGINT, moment) for moment in interrupt.MOMENTS), (signal.SIGTERM, interrupt.TESTS_RUNNING)],
+    ids=[*(f"Ctrl-C, {moment}" for moment in interrupt.MOMENTS), f"SIGTERM, {interrupt.TESTS_RUNNING}"],
 )
 def test_interrupt_leaves_no_server_and_no_directory(
-    nested_cache: Path, tmp_path: Path, workers, sent: signal.Signals, after_s: float
+    nested_cache: Path, tmp_path: Path, workers, sent: signal.Signals, moment: str
 ) -> None:
-    """A signal to the run's process group (Ctrl-C, or CI's SIGTERM) once it has started: no server, no directory."""
+    """A signal to the run's process group at an announced moment: exit 2, no server, no directory."""
     scratch = Path(tempfile.mkdtemp(dir=server.scratch_dir(server.CLUSTER_ROOM)))  # the run's own: others may run
     scratch.chmod(0o755)  # as root, the server's own user works inside
-    output = tmp_path / "output.txt"
+    output, phases = tmp_path / "output.txt", tmp_path / "phases.txt"
+    env = {
+        **os.environ,
+        cache.ROOT_ENV: str(nested_cache),
+        server.SCRATCH_ENV: str(scratch),
+        interrupt.PHASES_ENV: str(phases),
+        interrupt.HOLD_ENV: moment,
+    }
     with output.open("w") as sink:
         run = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--report-dir={tmp_path}",
              f"--volume={NESTED_VOLUME}", *workers],
-            cwd=PROJECT_ROOT, env={**os.environ, cache.ROOT_ENV: str(nested_cache), server.SCRATCH_ENV: str(scratch)},
-            stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while STARTED not in output.read_text() and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert run.poll() is None, f"the run ended before it started its clusters:\n{output.read_text()[-3000:]}"
-        time.sleep(after_s)
+        wait_for_moment(run, phases, moment, output)
         os.killpg(run.pid, sent)
-        run.wait(timeout=120)
-    # Mostly exit 2 (interrupted); never 0. Depending on where SIGINT lands, a third party can turn it
-    # into exit 1: psycopg raises the error of a statement that was failing anyway instead of
-    # KeyboardInterrupt (the run goes on, NOT APPROVED), pytest 9.2 can fail to print the interrupt.
+        try:
+            run.wait(timeout=END_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+            pytest.fail(f"the run was still alive {END_LIMIT_S} s after {sent.name}:\n{output.read_text()[-3000:]}")
     text = output.read_text()
-    assert run.returncode not in (0, None), text[-3000:]
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, f"exit {run.returncode}, not 2:\n{text[-3000:]}"
+    assert "INTERNALERROR" not in text, text[-3000:]
     assert "PytestUnraisableExceptionWarning" not in text, text[-3000:]  # a connection left open at exit
     deadline = time.monotonic() + 10  # a server told to stop may take a moment to exit
     while (left := server_data_dirs(scratch)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"servers of the interrupted run still running: {left}"
     assert list(scratch.iterdir()) == [], "cluster directories left behind"
+    scratch.rmdir()
+
+
+SWALLOWING = """
+import os, signal
+
+def test_a_third_party_swallows_the_interrupt():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        pass  # as hypothesis's gc callback does: "Exception ignored in"
+
+def test_after_the_interrupt():
+    pass
+"""
+
+
+def test_a_swallowed_interrupt_still_ends_the_run(tmp_path: Path) -> None:
+    """A Ctrl-C whose KeyboardInterrupt a third party swallows still stops the run after that test, with exit 2."""
+    (tmp_path / "test_swallowing.py").write_text(SWALLOWING)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "readiness.plugin", "-p", "no:cacheprovider", "-v",
+         f"--report-dir={tmp_path / 'reports'}", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=END_LIMIT_S,
+    )  # fmt: skip
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "test_after_the_interrupt" not in run.stdout, run.stdout[-3000:]
+
+
+def test_stopping_the_volume_while_it_is_being_made_ends_its_thread(nested_cache: Path, monkeypatch) -> None:
+    """stop() during the volume's preparation (held where the load begins) ends the thread and the server."""
+    scratch = Path(tempfile.mkdtemp(dir=server.scratch_dir(server.CLUSTER_ROOM)))
+    scratch.chmod(0o755)  # as root, the server's own user works inside
+    phases = scratch / "phases.txt"
+    monkeypatch.setenv(cache.ROOT_ENV, str(nested_cache))
+    monkeypatch.setenv(server.SCRATCH_ENV, str(scratch))
+    monkeypatch.setenv(interrupt.PHASES_ENV, str(phases))
+    monkeypatch.setenv(interrupt.HOLD_ENV, interrupt.VOLUME_LOADING)
+    cluster = VolumeCluster(server.find_pg_ctl(None), DEFAULT_MIGRATION, NESTED_VOLUME, Timeouts(), scratch / "v.log")
+    cluster.start()
+    deadline = time.monotonic() + REACH_LIMIT_S
+    while not phases.is_file() and cluster.handle.status_now() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert phases.is_file(), f"the volume never reached '{interrupt.VOLUME_LOADING}': {cluster.handle.status_now()}"
+    assert cluster.executor.running(), "the volume's server should be up when the load is about to begin"
+    cluster.stop()  # returns once the thread has ended (else it raises VolumeUnavailable)
+    assert not cluster.thread.is_alive()
+    assert server_data_dirs(scratch) == set(), "the volume's server still runs"
+    assert not Path(cluster.executor.unixsocketdir).exists(), "the volume's directory was left behind"
+    phases.unlink()
+    (scratch / "v.log").unlink(missing_ok=True)
     scratch.rmdir()
