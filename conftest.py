@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import factories, interrupt, server, volume_cluster
+from readiness import factories, interrupt, roles, server, volume_cluster
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -282,6 +282,31 @@ def blocking_issue(request: pytest.FixtureRequest) -> Callable[[dict[str, str]],
 
 
 @pytest.fixture
+def recommendation(request: pytest.FixtureRequest) -> Callable[[str, str, str], None]:
+    """Record a recommendation (MEDIUM or LOW: severity, message, location) the sign-off lists; never blocking."""
+
+    def record(severity: str, message: str, location: str) -> None:
+        assert severity in ("MEDIUM", "LOW"), f"a recommendation is MEDIUM or LOW, not {severity}"
+        request.node.user_properties.append(
+            ("recommendation", {"severity": severity, "message": message, "location": location})
+        )
+
+    return record
+
+
+@pytest.fixture
+def design_difference(request: pytest.FixtureRequest) -> Callable[[str, object, object], None]:
+    """Record where the migration under test differs from our own 0024's design: listed, never blocking."""
+
+    def record(subject: str, design: object, found: object) -> None:
+        request.node.user_properties.append(
+            ("design_difference", {"subject": subject, "design": str(design), "found": str(found)})
+        )
+
+    return record
+
+
+@pytest.fixture
 def record_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """Record a measured figure (a timing, a count) for the sign-off's measurements table."""
 
@@ -297,6 +322,24 @@ def migrated(db: psycopg.Connection, migration_state: MigrationState) -> psycopg
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
     return db
+
+
+@pytest.fixture(scope="session")
+def columns(
+    pytestconfig: pytest.Config, session_connection: psycopg.Connection, migration_state: MigrationState
+) -> roles.Columns:
+    """Which column of the migration under test plays each role the checks need; listed in the sign-off."""
+    if migration_state.blocked_reason:
+        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+    with session_connection.transaction(force_rollback=True):
+        resolved = roles.resolve(session_connection, roles.read_overrides(pytestconfig.getoption("columns")))
+    environment = pytestconfig.stash[SIGNOFF_KEY].environment
+    named = [found for found in resolved.resolved.values() if found.how == roles.NAMED]
+    environment["column roles named by the report"] = f"{len(named)} (the column of that name)"
+    for (table, role), found in resolved.resolved.items():
+        if found.how != roles.NAMED:
+            environment[f"column role {table}.{role}"] = f"{found.column or 'UNRESOLVED'} ({found.how})"
+    return resolved
 
 
 @pytest.fixture

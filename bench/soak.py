@@ -39,9 +39,10 @@ def main() -> int:
             for case in cases:
                 name = f"{case.get('classname')}::{case.get('name')}"
                 seen.add(name)
-                if case.find("failure") is not None or case.find("error") is not None:
+                problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+                if problem is not None:
                     failures[name] += 1
-                    failed.append(name)
+                    failed.append(f"{name}: {(problem.get('message') or '').splitlines()[0][:300]}")
             print(f"round {round_}/{ROUNDS}: {len(failed)} failed in {time.monotonic() - started:.0f} s", flush=True)
             for name in failed:
                 print(f"  FAILED {name}", flush=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg import Connection
 
-from readiness.expected import FUNCTIONS as EXPECTED_FUNCTIONS
-from readiness.expected import Column, ForeignKey, Function, Index, Policy, Trigger
+from readiness.expected import FUNCTION_NAMES, Column, ForeignKey, Function, Index, Policy, Trigger
 
 RELATION_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 SCHEMA_EXISTS = "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)"
@@ -19,6 +20,16 @@ COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
 FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+# NOT NULL columns without a default, identity or generation: what an INSERT must give; enum labels in order.
+REQUIRED_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+       ARRAY(SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = a.atttypid ORDER BY e.enumsortorder)
+FROM pg_attribute a
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
+  AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+ORDER BY a.attnum
 """
 
 ENUM_TYPED_COLUMNS = """
@@ -116,6 +127,19 @@ def columns(conn: Connection, table: str) -> dict[str, Column]:
     return {name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (table,))}
 
 
+@dataclass(frozen=True)
+class Required:
+    """A column an INSERT must give a value for."""
+
+    name: str
+    type: str  # format_type()
+    labels: tuple[str, ...]  # an enum's labels in order; empty for other types
+
+
+def required_columns(conn: Connection, table: str) -> list[Required]:
+    return [Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (table,))]
+
+
 def enum_typed_columns(conn: Connection, enums: list[str]) -> set[tuple[str, str, str]]:
     return {tuple(row) for row in conn.execute(ENUM_TYPED_COLUMNS, (enums,))}  # type: ignore[misc]
 
@@ -197,7 +221,7 @@ WHERE t.tgrelid = %s::regclass AND NOT t.tgisinternal
 """
 
 
-def functions(conn: Connection, names: tuple[str, ...] = tuple(EXPECTED_FUNCTIONS)) -> dict[str, Function]:
+def functions(conn: Connection, names: tuple[str, ...] = FUNCTION_NAMES) -> dict[str, Function]:
     """Function name -> the function of that name in schema public, for the expected names by default.
 
     An overload of the same name would replace another here: its arguments show in the Function.

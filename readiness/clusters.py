@@ -79,7 +79,10 @@ def start_volume(config: pytest.Config) -> VolumeCluster:
     """Task 3's volume cluster, started in the background; the terminal says which way it is made."""
     rows = config.getoption("volume")
     migration, timeouts = config.option.migration, config_timeouts(config)
-    cluster = VolumeCluster(server_binaries(config), migration, rows, timeouts, config.option.report_dir / "volume.log")
+    cluster = VolumeCluster(
+        server_binaries(config), migration, rows, timeouts, config.option.report_dir / "volume.log",
+        config.getoption("columns"),
+    )  # fmt: skip
     how = "copying it from the cache" if cluster.from_cache else "loading it in the background, cached for later runs"
     say(config, f"volume for task 3: {rows:,} activity-log rows, {volume.ORGS} organisations; {how}")
     return cluster.start()

@@ -1,7 +1,13 @@
-"""Organisations, users and sync rows, inserted as the table owner for tests to act upon."""
+"""Organisations, users and sync rows, inserted as the table owner for tests to act upon.
+
+Rows come from the catalog of the migration under test, not from our design: every NOT NULL
+column without a default gets a value of its type, and a test names only the columns it
+exercises (by role, through readiness.roles).
+"""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,16 +16,53 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
-# The least each sync table needs for a valid row; tests override what they exercise.
-MINIMAL_ROWS: dict[str, dict[str, Any]] = {
-    "sync_preview_cache": {"sync_type": "odoo", "entity_type": "product"},
-    "sync_progress": {"sync_type": "odoo", "entity_type": "product", "job_id": "job", "total_items": 100},
-    "sync_activity_log": {"action": "sync_start", "status": "pending"},
-}
-# Each sync table's column naming the user who acted.
+from readiness import catalog
+
+SYNC_TABLES = ("sync_preview_cache", "sync_progress", "sync_activity_log")
+# Each sync table's column naming the user who acted: named by the report (section 6).
 USER_COLUMNS = {"sync_preview_cache": "computed_by", "sync_progress": "initiated_by", "sync_activity_log": "user_id"}
-SYNC_TABLES = tuple(MINIMAL_ROWS)
+
+
+class Unfillable(Exception):
+    """A NOT NULL column without a default whose type the factories cannot make a value of."""
+
+
+def value_of(column: catalog.Required) -> Any:
+    """A valid value for a required column, from its type alone."""
+    if column.labels:
+        return column.labels[0]
+    base = column.type.split("(")[0].removesuffix("[]")
+    if column.type.endswith("[]"):
+        return []
+    if base in ("text", "character varying", "character", "citext", "name"):
+        return f"{column.name}-{uuid.uuid4().hex[:8]}"
+    if base in ("smallint", "integer", "bigint", "numeric", "real", "double precision"):
+        return 0
+    if base == "uuid":
+        return uuid.uuid4()
+    if base in ("jsonb", "json"):
+        return Jsonb({})
+    if base.startswith("timestamp"):
+        return datetime.datetime.now(datetime.UTC)
+    if base == "date":
+        return datetime.date.today()
+    if base == "boolean":
+        return False
+    if base == "interval":
+        return datetime.timedelta(0)
+    if base == "bytea":
+        return b""
+    raise Unfillable(
+        f"cannot make a value of type {column.type} for the NOT NULL column {column.name} without a default"
+    )
+
+
+def complete(conn: psycopg.Connection, table: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` and a value for every other NOT NULL column of `table` that has no default."""
+    missing = [column for column in catalog.required_columns(conn, table) if column.name not in values]
+    return {**{column.name: value_of(column) for column in missing}, **values}
 
 
 def insert(conn: psycopg.Connection, table: str, **values: Any) -> dict[str, Any]:
@@ -47,14 +90,17 @@ def user(conn: psycopg.Connection, org_id: UUID, email: str | None = None) -> UU
     return user_id
 
 
-def sync_row(conn: psycopg.Connection, table: str, org_id: UUID, user_id: UUID | None = None, **values: Any) -> dict:  # type: ignore[type-arg]
-    """A valid row of a sync table for `org_id`, acted by `user_id`, with `values` overriding the minimum."""
-    row = {**MINIMAL_ROWS[table], "org_id": org_id, **values}
-    if table == "sync_progress":
-        row.setdefault("sync_id", uuid.uuid4())
+def new_row(conn: psycopg.Connection, table: str, org_id: UUID, user_id: UUID | None = None, **values: Any) -> dict:  # type: ignore[type-arg]
+    """The values of a valid row of a sync table for `org_id`, acted by `user_id`, with `values` as given."""
+    row = {"org_id": org_id, **values}
     if user_id is not None:
         row[USER_COLUMNS[table]] = user_id
-    return insert(conn, table, **row)
+    return complete(conn, table, row)
+
+
+def sync_row(conn: psycopg.Connection, table: str, org_id: UUID, user_id: UUID | None = None, **values: Any) -> dict:  # type: ignore[type-arg]
+    """A valid row of a sync table for `org_id`, acted by `user_id`, with `values` as given; inserted and returned."""
+    return insert(conn, table, **new_row(conn, table, org_id, user_id, **values))
 
 
 @dataclass(frozen=True)
@@ -63,7 +109,7 @@ class Tenant:
 
     org_id: UUID
     user_id: UUID
-    rows: dict[str, UUID]  # table -> id of its row
+    rows: dict[str, Any]  # table -> primary key of its row (its id)
 
 
 def tenant(conn: psycopg.Connection, name: str) -> Tenant:

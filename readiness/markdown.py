@@ -66,6 +66,12 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     lines += ["### Blocking Issues", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
               enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Recommendations (not blocking)", ""]
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
+              enumerate(signoff.recommendations, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Differences from the project's design (informational)", ""]
+    lines += [f"- **{cell(d.subject)}**: the project's 0024 has {cell(d.design)}; this migration has {cell(d.found)}"
+              for d in signoff.design_differences.values()] or ["None."]  # fmt: skip
     lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
     lines += [
         f"| {name} | {'✓ PASS' if status == 'PASS' else '❌ ' + status} |" for name, status in signoff.checks.items()

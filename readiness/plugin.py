@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, interrupt
+from readiness import PROJECT_ROOT, interrupt, roles
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
 from readiness.render import signoff_html, terminal_table
 from readiness.signoff import (
@@ -28,6 +29,7 @@ from readiness.signoff import (
     SIGNOFF_KEY,
     SKIPPED,
     CheckOutcome,
+    DesignDifference,
     Issue,
     SignOff,
 )
@@ -49,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--volume", type=int, default=1_000_000, help="activity-log rows loaded for the index plans (task 3)"
     )
+    group.addoption(
+        "--columns",
+        type=Path,
+        default=None,
+        help="TOML file naming the columns of your 0024 that play a role the suite cannot detect (README)",
+    )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
     group.addoption("--statement-timeout", type=int, default=120_000, help="statement_timeout in ms")
 
@@ -65,6 +73,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if not path.is_file():
             raise pytest.UsageError(f"--{option} file not found: {path}. Give the path of an existing .sql file.")
         setattr(config.option, option, path)
+    if config.getoption("columns") is not None:
+        config.option.columns = config.getoption("columns").resolve()
+        try:
+            roles.read_overrides(config.option.columns)
+        except ReadinessUsageError as error:
+            raise pytest.UsageError(str(error)) from None
     if config.getoption("volume") < 1:
         raise pytest.UsageError(
             f"--volume={config.getoption('volume')}: give the number of activity-log rows to load, at least 1 "
@@ -145,6 +159,10 @@ class SignOffReporter:
                 self.signoff.examples[report.nodeid] = value
             elif key == "figure":
                 self.signoff.figures[value[0]] = value[1]
+            elif key == "recommendation":
+                self.signoff.recommendations[Issue(**value)] = None
+            elif key == "design_difference":
+                self.signoff.design_differences[value["subject"]] = DesignDifference(**value)
         outcome = _outcome(report)
         if outcome is None:
             return

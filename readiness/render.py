@@ -75,6 +75,25 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         if signoff.blocking_issues
         else "<p>None.</p>",
         recommendations(signoff),
+        "<h3>Recommendations</h3>",
+        table(
+            ["Severity", "Recommendation", "Location"],
+            [
+                [badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"]
+                for i in signoff.recommendations
+            ],
+        )
+        if signoff.recommendations
+        else "<p>None.</p>",
+        "<h3>Differences from the project's design</h3>",
+        "<p>Where this migration chose otherwise than the project's own 0024, in what the report leaves open. "
+        "Informational: none of these changes the verdict.</p>",
+        table(
+            ["Subject", "The project's 0024", "This migration"],
+            [[escape(d.subject), escape(d.design), escape(d.found)] for d in signoff.design_differences.values()],
+        )
+        if signoff.design_differences
+        else "<p>None.</p>",
         "<h3>Production Readiness Checks</h3>",
         table(["Check", "Status"], [[escape(name), badge(status)] for name, status in signoff.checks.items()]),
         "<h3>Gating Criteria</h3>",
@@ -141,6 +160,10 @@ def terminal_table(signoff: SignOff) -> list[str]:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:
         lines.append(f"{issue.severity}: {issue.message} ({issue.location})")
+    if signoff.recommendations:
+        lines.append(f"recommendations (not blocking): {len(signoff.recommendations)}, listed in the reports")
+    if signoff.design_differences:
+        lines.append(f"differences from the project's design (informational): {len(signoff.design_differences)}")
     if signoff.examples:
         lines.append(f"hypothesis: {sum(signoff.examples.values())} examples in {len(signoff.examples)} property tests")
     lines.append(f"OVERALL STATUS: {signoff.verdict}")

@@ -47,11 +47,20 @@ def sha256(path: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Issue:
-    """A finding that blocks deployment."""
+    """A finding: blocking (CRITICAL, HIGH) or a recommendation (MEDIUM, LOW) that never changes the verdict."""
 
-    severity: str  # CRITICAL, HIGH
+    severity: str  # CRITICAL, HIGH, MEDIUM, LOW
     message: str
     location: str
+
+
+@dataclass(frozen=True)
+class DesignDifference:
+    """Where the migration under test chose otherwise than our own 0024, in what the report leaves open."""
+
+    subject: str
+    design: str  # what our 0024 has
+    found: str  # what the migration under test has
 
 
 @dataclass
@@ -105,6 +114,8 @@ class SignOff:
     outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)  # nodeid -> hypothesis examples tried
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
+    recommendations: dict[Issue, None] = field(default_factory=dict)  # in the order found, once each
+    design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
 
     def record(self, outcome: CheckOutcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -193,6 +204,8 @@ class SignOff:
                 for task in self.tasks
             ],
             "blocking_issues": [issue.__dict__ for issue in self.blocking_issues],
+            "recommendations": [issue.__dict__ for issue in self.recommendations],
+            "design_differences": [difference.__dict__ for difference in self.design_differences.values()],
             "readiness_checks": self.checks,
             "gating_criteria": dict(self.gating_criteria),
             "environment": self.environment,

@@ -12,6 +12,11 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from psycopg import sql
+
+from readiness import catalog, roles
+from readiness.expected import Column
+
 ORGS = 100
 USERS_PER_ORG = 5
 PREVIEWS_PER_ORG = 100
@@ -28,29 +33,92 @@ FROM organization o CROSS JOIN generate_series(1, %(users)s::int) u WHERE o.slug
 """
 # Row g goes to user g %% user_count as that user's r-th row (r = g / user_count); the kinds of a
 # user's rows follow r, so every user (and organisation) gets every kind, whatever its place n.
-PREVIEWS = """
-INSERT INTO sync_preview_cache (org_id, sync_type, entity_type, cache_key, computed_by, computed_at, expires_at)
-SELECT u.org_id, (enum_range(NULL::sync_type))[1 + r %% 4], (enum_range(NULL::sync_entity_type))[1 + r %% 8],
-       CASE WHEN r %% 2 = 0 THEN 'key-' || g END, u.id,
-       now() - make_interval(mins => g %% 600),
-       -- 1 in 62 expired; the others valid for 8 days, so the cached volume (reloaded weekly) keeps that ratio
-       CASE WHEN g %% 62 = 61 THEN now() - make_interval(mins => 1 + g %% 60) ELSE now() + make_interval(days => 8) END
+# Each insert names the columns the report names and the roles it needs (readiness.roles); every
+# other NOT NULL column without a default is filled from its type, so any design of 0024 loads.
+PREVIEW_VALUES = {
+    "org_id": "u.org_id",
+    "sync_type": "(enum_range(NULL::sync_type))[1 + r %% 4]",
+    "cache_key": "CASE WHEN r %% 2 = 0 THEN 'key-' || g END",
+    "computed_by": "u.id",
+    "computed_at": "now() - make_interval(mins => g %% 600)",
+    # 1 in 62 expired; the others valid for 8 days, so the cached volume (reloaded weekly) keeps that ratio
+    "expires_at": "CASE WHEN g %% 62 = 61 THEN now() - make_interval(mins => 1 + g %% 60)"
+    " ELSE now() + make_interval(days => 8) END",
+}
+PREVIEW_ROWS = """
 FROM generate_series(0, %(previews)s::int - 1) g
 CROSS JOIN LATERAL (SELECT g / %(user_count)s AS r) AS per_user
-JOIN volume_users u ON u.n = g %% %(user_count)s;
+JOIN volume_users u ON u.n = g %% %(user_count)s
 """
-PROGRESS = """
-INSERT INTO sync_progress (org_id, sync_id, job_id, sync_type, entity_type, status, total_items, processed_items,
-                           failed_items, started_at, completed_at, initiated_by)
-SELECT u.org_id, gen_random_uuid(), 'job-' || g, (enum_range(NULL::sync_type))[1 + r %% 4],
-       (enum_range(NULL::sync_entity_type))[1 + r %% 8],
-       CASE WHEN r %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type, 1000, 900, g %% 10,
-       now() - make_interval(hours => g %% 8000), CASE WHEN r %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000)
-                                                       + interval '5 minutes' END, u.id
-FROM generate_series(0, %(progress)s::int - 1) g
-CROSS JOIN LATERAL (SELECT g / %(user_count)s AS r) AS per_user
-JOIN volume_users u ON u.n = g %% %(user_count)s;
+PROGRESS_VALUES = {
+    "org_id": "u.org_id",
+    "sync_id": "gen_random_uuid()",
+    "job_id": "'job-' || g",
+    "entity_type": "(enum_range(NULL::sync_entity_type))[1 + r %% 8]",
+    "status": "CASE WHEN r %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type",
+    "total": "1000",
+    "processed": "900",
+    "failed": "g %% 10",
+    "started_at": "now() - make_interval(hours => g %% 8000)",
+    "completed_at": "CASE WHEN r %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000) + interval '5 minutes' END",
+    "initiated_by": "u.id",
+}
+PROGRESS_ROWS = PREVIEW_ROWS.replace("%(previews)s", "%(progress)s")
+LOG_VALUES = {
+    "org_id": "p.org_id",
+    "sync_id": "p.sync_id",
+    "user_id": "p.initiated_by",
+    "action": "(enum_range(NULL::sync_action))[1 + g %% 8]",
+    "entity_type": "CASE WHEN g %% 100 < 40 THEN 'product' WHEN g %% 100 < 70 THEN 'order'"
+    " WHEN g %% 100 < 85 THEN 'customer' WHEN g %% 100 < 93 THEN 'inventory' WHEN g %% 100 < 97 THEN 'invoice'"
+    " WHEN g %% 100 < 99 THEN 'supplier' ELSE 'category' END::sync_entity_type",
+    "status": "(enum_range(NULL::sync_status_type))[1 + g %% 8]",
+    "created_at": "now() - make_interval(secs => (g * 31.5)::int %% 31536000)",
+}
+ORDERED_UUID = "('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid"  # appends to the key
+LOG_ROWS = """
+FROM generate_series(%(first)s::int, %(last)s::int) g
+JOIN volume_syncs p ON p.n = g %% %(sync_count)s
 """
+FILLERS = {  # a value of each type for a NOT NULL column the volume does not name
+    "text": "'volume'", "character varying": "'volume'", "uuid": "gen_random_uuid()", "jsonb": "'{}'::jsonb",
+    "json": "'{}'::json", "smallint": "0", "integer": "0", "bigint": "0", "numeric": "0", "real": "0",
+    "double precision": "0", "boolean": "false", "timestamp with time zone": "now()", "date": "current_date",
+}  # fmt: skip
+
+
+def insert(conn, table: str, values: dict[str, str], rows: str) -> sql.Composed:  # type: ignore[no-untyped-def]
+    """INSERT INTO `table` the `values` (column -> SQL expression over `rows`), and a filler for every other
+    NOT NULL column without a default."""
+    given = dict(values)
+    for column in catalog.required_columns(conn, table):
+        if column.name in given:
+            continue
+        if column.labels:
+            given[column.name] = sql.Literal(column.labels[0]).as_string(conn) + f"::{column.type}"
+        elif column.type.split("(")[0] in FILLERS:
+            given[column.name] = FILLERS[column.type.split("(")[0]]
+        else:
+            raise ValueError(f"the volume cannot fill {table}.{column.name} ({column.type}, NOT NULL, no default)")
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, given)),
+        sql.SQL(", ").join(sql.SQL(expression) for expression in given.values()),  # type: ignore[arg-type]
+        sql.SQL(rows),  # type: ignore[arg-type]
+    )
+
+
+def by_role(columns: roles.Columns, table: str, values: dict[str, str]) -> dict[str, str]:
+    """`values` keyed by role, keyed by the migration's column for each role instead."""
+    named: dict[str, str] = {}
+    for role, value in values.items():
+        column = columns.get(table, role) if (table, role) in columns.resolved else role
+        if column is None:
+            raise ValueError(f"the volume needs the column role {table}.{role}: {columns.resolved[(table, role)].how}")
+        named[column] = value
+    return named
+
+
 USER_INDEX = """
 CREATE TABLE volume_users AS
 SELECT row_number() OVER (ORDER BY u.id) - 1 AS n, u.id, u.org_id
@@ -62,18 +130,6 @@ SYNC_INDEX = """
 CREATE TABLE volume_syncs AS
 SELECT row_number() OVER (ORDER BY id) - 1 AS n, sync_id, org_id, initiated_by FROM sync_progress;
 CREATE UNIQUE INDEX ON volume_syncs (n);
-"""
-LOG = """
-INSERT INTO sync_activity_log (id, org_id, sync_id, user_id, action, entity_type, status, message, created_at)
-SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, -- ordered ids: appends to the key
-       p.org_id, p.sync_id, p.initiated_by, (enum_range(NULL::sync_action))[1 + g %% 8],
-       CASE WHEN g %% 100 < 40 THEN 'product' WHEN g %% 100 < 70 THEN 'order' WHEN g %% 100 < 85 THEN 'customer'
-            WHEN g %% 100 < 93 THEN 'inventory' WHEN g %% 100 < 97 THEN 'invoice' WHEN g %% 100 < 99 THEN 'supplier'
-            ELSE 'category' END::sync_entity_type,
-       (enum_range(NULL::sync_status_type))[1 + g %% 8],
-       'batch ' || g, now() - make_interval(secs => (g * 31.5)::int %% 31536000)
-FROM generate_series(%(first)s::int, %(last)s::int) g
-JOIN volume_syncs p ON p.n = g %% %(sync_count)s;
 """
 # This database only serves plans: without WAL for the log's partitions the load is faster,
 # and the planner sees the same tables, indexes and statistics.
@@ -105,8 +161,11 @@ $$;
 CLEAN_UP = "DROP TABLE volume_users, volume_syncs; ANALYZE;"
 
 
-def load(conninfo: str, log_rows: int, connect) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Load the volume into the migrated database at `conninfo`; return seconds per step."""
+def load(conninfo: str, log_rows: int, connect, overrides: dict | None = None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Load the volume into the migrated database at `conninfo`; return seconds per step.
+
+    `overrides`: the --columns file's roles, for the columns the report does not name.
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
     user_count, sync_count = ORGS * USERS_PER_ORG, ORGS * PROGRESS_PER_ORG
@@ -118,9 +177,18 @@ def load(conninfo: str, log_rows: int, connect) -> dict[str, float]:  # type: ig
         "progress": sync_count,
     }
     with connect(conninfo) as conn:
+        columns = roles.resolve(conn, overrides or {})
+        log_values = by_role(columns, "sync_activity_log", LOG_VALUES)
+        if catalog.columns(conn, "sync_activity_log").get("id", Column("", True)).type == "uuid":
+            log_values["id"] = ORDERED_UUID
+        previews = insert(
+            conn, "sync_preview_cache", by_role(columns, "sync_preview_cache", PREVIEW_VALUES), PREVIEW_ROWS
+        )
+        progress = insert(conn, "sync_progress", by_role(columns, "sync_progress", PROGRESS_VALUES), PROGRESS_ROWS)
+        log = insert(conn, "sync_activity_log", log_values, LOG_ROWS)
         conn.execute(UNLOGGED_PARTITIONS)
         conn.execute("SET LOCAL session_replication_role = replica")  # generated consistent: skip FK checks
-        for step in (TENANTS, USERS, USER_INDEX, PREVIEWS, PROGRESS, SYNC_INDEX):
+        for step in (TENANTS, USERS, USER_INDEX, previews, progress, SYNC_INDEX):
             conn.execute(step, params)  # type: ignore[arg-type]
         conn.commit()
     timings["tenants, previews and progress"] = time.perf_counter() - started
@@ -130,7 +198,7 @@ def load(conninfo: str, log_rows: int, connect) -> dict[str, float]:  # type: ig
         with connect(conninfo) as conn:
             # The rows are generated consistent with their keys: skip the per-row FK triggers.
             conn.execute("SET LOCAL session_replication_role = replica")
-            conn.execute(LOG, {"first": bounds[0], "last": bounds[1], "sync_count": sync_count})
+            conn.execute(log, {"first": bounds[0], "last": bounds[1], "sync_count": sync_count})
 
     # Building the log's secondary indexes once after the load is about twice as fast as keeping
     # them up to date row by row; they are rebuilt from their own definitions, unchanged.

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 
-from readiness import cache, interrupt, server, volume
+from readiness import cache, interrupt, roles, server, volume
 from readiness.apply import apply_file
 from readiness.database import MIGRATION_0023, PREREQUISITES, Timeouts, connect, create_with_prerequisites
 
@@ -75,17 +75,20 @@ class VolumeHandle:
         return psycopg.conninfo.make_conninfo(host=self.host, port=self.port, user=self.user, dbname=DBNAME)
 
 
-def cache_entry(pg_ctl: Path, migration: Path, rows: int) -> Path:
-    """The cache entry of the volume `migration` makes at `rows` rows on this server."""
-    inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__)]
+def cache_entry(pg_ctl: Path, migration: Path, rows: int, columns: Path | None = None) -> Path:
+    """The cache entry of the volume `migration` (with its --columns file) makes at `rows` rows on this server."""
+    inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__), *([columns] if columns else [])]
     return cache.volume_entry(server.server_version(pg_ctl), rows, inputs)
 
 
 class VolumeCluster:
     """Starts in a background thread; `stop()` ends it and stores a freshly loaded volume in the cache."""
 
-    def __init__(self, pg_ctl: Path, migration: Path, rows: int, timeouts: Timeouts, keep_log: Path) -> None:
-        self.entry = cache_entry(pg_ctl, migration, rows)
+    def __init__(
+        self, pg_ctl: Path, migration: Path, rows: int, timeouts: Timeouts, keep_log: Path, columns: Path | None = None
+    ) -> None:
+        self.entry = cache_entry(pg_ctl, migration, rows, columns)
+        self.columns = columns
         self.from_cache = self.entry.is_dir()
         room = server.CLUSTER_ROOM + rows * BYTES_PER_ROW
         self.executor = server.new_executor(pg_ctl, seed=self.entry if self.from_cache else None, room=room)
@@ -138,7 +141,10 @@ class VolumeCluster:
             apply_file(conn, self.migration)
             conn.commit()
         load_timeouts = Timeouts(self.timeouts.lock_ms, statement_ms=0)  # bounded by its size, not a timeout
-        self.timings.update(volume.load(conninfo, self.rows, lambda info, **kw: connect(info, load_timeouts, **kw)))
+        overrides = roles.read_overrides(self.columns)
+        self.timings.update(
+            volume.load(conninfo, self.rows, lambda info, **kw: connect(info, load_timeouts, **kw), overrides)
+        )
 
     def _report(self, status: str) -> None:
         path = Path(self.handle.status)

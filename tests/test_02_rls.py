@@ -12,15 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from readiness import catalog, expected, factories
+from readiness import catalog, design, expected, factories
 from readiness.auth import ANON, SERVICE_ROLE, acting_as, as_user, refused
 from readiness.explain import differences
 from readiness.factories import SYNC_TABLES
 
 pytestmark = pytest.mark.readiness
 
-# A text column per table that any user may change without tripping a trigger's rule.
-EDITABLE = {"sync_preview_cache": "cache_key", "sync_progress": "error_message", "sync_activity_log": "message"}
+# A column per table, named by the report, that any user may change without tripping a trigger's rule; it
+# takes a UUID's text (text columns as text, sync_id as a UUID).
+EDITABLE = {"sync_preview_cache": "cache_key", "sync_progress": "job_id", "sync_activity_log": "sync_id"}
 INSUFFICIENT_PRIVILEGE = "42501"
 ONCE_PER_STATEMENT = "( SELECT auth.uid() AS uid)"
 
@@ -62,17 +63,9 @@ def delete(conn: psycopg.Connection, table: str, row_id: uuid.UUID) -> int:
     return conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (row_id,)).rowcount
 
 
-def new_row(table: str, org_id: uuid.UUID) -> dict[str, object]:
-    return {
-        **factories.MINIMAL_ROWS[table],
-        "org_id": org_id,
-        **({"sync_id": uuid.uuid4()} if table == "sync_progress" else {}),
-    }
-
-
 def insert_as_caller(conn: psycopg.Connection, table: str, org_id: uuid.UUID) -> None:
     """Insert without RETURNING: RETURNING needs SELECT rights on the new row, a different question."""
-    values = new_row(table, org_id)
+    values = factories.new_row(conn, table, org_id)
     conn.execute(
         sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             sql.Identifier(table),
@@ -96,22 +89,40 @@ def test_rls_enabled(migrated: psycopg.Connection, table: str) -> None:
 def test_exactly_the_twelve_policies(migrated: psycopg.Connection) -> None:
     """The sync tables carry exactly the report's 12 policies, by name and table, and no other."""
     found = {name: policy.table for name, policy in catalog.policies(migrated, list(SYNC_TABLES)).items()}
-    wanted = {name: policy.table for name, policy in expected.POLICIES.items()}
+    wanted = {name: table for name, (table, _) in expected.POLICIES.items()}
     assert found == wanted, differences("policies on the sync tables", wanted, found)
 
 
+# The expression a command is decided by (an UPDATE without WITH CHECK checks new rows with USING).
+DECIDED_BY = {"SELECT": ("using",), "DELETE": ("using",), "INSERT": ("with_check",), "UPDATE": ("using",)}
+
+
 @pytest.mark.parametrize("name", sorted(expected.POLICIES))
-def test_policy_definition(migrated: psycopg.Connection, name: str) -> None:
-    """Each policy has its command, roles, permissive mode, and USING / WITH CHECK expressions as expected."""
+def test_policy_definition(migrated: psycopg.Connection, name: str, design_difference) -> None:
+    """Each policy is for its command, permissive, and every expression it has depends on the caller (auth.uid())."""
     policy = catalog.policies(migrated, list(SYNC_TABLES)).get(name)
     assert policy is not None, f"policy {name} does not exist"
-    wanted = expected.POLICIES[name]
-    wanted = replace(
-        wanted,
-        using=normalised(migrated, wanted.table, wanted.using),
-        with_check=normalised(migrated, wanted.table, wanted.with_check),
+    table, command = expected.POLICIES[name]
+    ours = design.POLICIES[name]
+    ours = replace(
+        ours,
+        using=normalised(migrated, table, ours.using),
+        with_check=normalised(migrated, table, ours.with_check),
     )
-    assert policy == wanted, f"policy {name}: expected {wanted}, found {policy}"
+    if policy != ours:
+        design_difference(f"policy {name}", ours, policy)
+    assert (policy.command, policy.permissive) == (command, True), (
+        f"policy {name}: expected a PERMISSIVE policy FOR {command}, found {policy.command} "
+        f"{'PERMISSIVE' if policy.permissive else 'RESTRICTIVE'}"
+    )
+    for part in DECIDED_BY[command]:
+        assert getattr(policy, part), f"policy {name} FOR {command} has no {part.upper().replace('_', ' ')}"
+    for part in ("using", "with_check"):
+        expression = getattr(policy, part)
+        assert expression is None or "auth.uid()" in expression, (
+            f"policy {name}: its {part.upper().replace('_', ' ')} ({expression}) does not depend on the caller "
+            "(auth.uid()): it gives every user the same rows, whoever they are"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(expected.POLICIES))
@@ -196,7 +207,7 @@ def test_update_own_row(migrated: psycopg.Connection, two_tenants, table: str) -
     """A user can update their organisation's row."""
     a, _ = two_tenants
     with as_user(migrated, a.user_id):
-        assert edit(migrated, table, a.rows[table], "changed by owner") == 1
+        assert edit(migrated, table, a.rows[table], str(uuid.uuid4())) == 1
 
 
 @pytest.mark.parametrize("table", SYNC_TABLES)
@@ -205,7 +216,7 @@ def test_update_other_organisation_changes_nothing(migrated: psycopg.Connection,
     a, b = two_tenants
     for who in (as_user(migrated, b.user_id), acting_as(migrated, ANON)):
         with who:
-            assert edit(migrated, table, a.rows[table], "tampered") == 0
+            assert edit(migrated, table, a.rows[table], str(uuid.uuid4())) == 0
     query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(sql.Identifier(EDITABLE[table]), sql.Identifier(table))
     assert migrated.execute(query, (a.rows[table],)).fetchone() != ("tampered",)
 

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from readiness import catalog, expected, volume_cluster
+from readiness import catalog, design, expected, volume_cluster
 from readiness.auth import SERVICE_ROLE, acting_as, as_user
-from readiness.explain import differences
 from readiness.factories import SYNC_TABLES
+from readiness.signoff import NA_PREFIX
 
 pytestmark = pytest.mark.readiness
 
@@ -27,32 +27,24 @@ TABLES = list(SYNC_TABLES)
 # --- catalog ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(expected.ALL_INDEXES))
+@pytest.mark.parametrize("name", sorted(expected.INDEXES))
 def test_index_definition(migrated: psycopg.Connection, name: str) -> None:
-    """Each index has its table, columns in order, sort directions, predicate, uniqueness and method."""
+    """Each of the report's 15 indexes has its table, columns in order, sort directions, predicate and method."""
     found = catalog.indexes(migrated, TABLES).get(name)
-    assert found == expected.ALL_INDEXES[name], f"index {name}: expected {expected.ALL_INDEXES[name]}, found {found}"
+    assert found == expected.INDEXES[name], f"index {name}: expected {expected.INDEXES[name]}, found {found}"
 
 
-def test_no_other_indexes(migrated: psycopg.Connection) -> None:
-    """The sync tables carry exactly the expected indexes besides their primary keys."""
-    found = set(catalog.indexes(migrated, TABLES))
-    assert found == set(expected.ALL_INDEXES), differences("indexes", set(expected.ALL_INDEXES), found)
-
-
-def test_every_foreign_key_leads_an_index(migrated: psycopg.Connection) -> None:
-    """Every FK column is the leading column of an index, so cascades and SET NULL do not scan tables whole."""
-    leading = {
-        (index.table, index.columns[0].removesuffix(" DESC")) for index in catalog.indexes(migrated, TABLES).values()
-    }
-    leading |= {(table, catalog.primary_key(migrated, table)[0]) for table in TABLES}
-    unindexed = sorted(
-        f"{table}.{fk.column} -> {fk.references}"
-        for table in TABLES
-        for fk in catalog.foreign_keys(migrated, table)
-        if (table, fk.column) not in leading
-    )
-    assert unindexed == [], f"foreign keys without an index leading with their column: {unindexed}"
+def test_report_indexes_all_there(migrated: psycopg.Connection, design_difference) -> None:
+    """The report's 15 indexes are all there; others (ours adds two for user FKs) are listed, not blocking."""
+    found = catalog.indexes(migrated, TABLES)
+    if set(found) != set(design.ALL_INDEXES):
+        design_difference(
+            "indexes of the sync tables",
+            ", ".join(sorted(set(design.ALL_INDEXES) - set(found))) + " (beyond the report's 15)",
+            ", ".join(sorted(set(found) - set(design.ALL_INDEXES))) or "only the report's 15",
+        )
+    missing = sorted(set(expected.INDEXES) - set(found))
+    assert missing == [], f"the report's indexes missing: {', '.join(missing)}"
 
 
 def test_no_duplicate_indexes(migrated: psycopg.Connection) -> None:
@@ -109,23 +101,23 @@ QUERIES = [
     Query("idx_sync_activity_log_sync_id", "a sync's history",
           f"SELECT {LOG_COLUMNS} FROM sync_activity_log WHERE sync_id = %(sync)s ORDER BY created_at DESC"),
     Query("idx_sync_progress_active", "an organisation's running jobs",
-          "SELECT id, status, updated_at FROM sync_progress WHERE org_id = %(org)s AND completed_at IS NULL"
+          "SELECT id, updated_at FROM sync_progress WHERE org_id = %(org)s AND completed_at IS NULL"
           " ORDER BY updated_at DESC"),
     Query("idx_sync_progress_updated", "an organisation's recently updated jobs",
-          "SELECT id, status, updated_at FROM sync_progress WHERE org_id = %(org)s ORDER BY updated_at DESC LIMIT 20"),
+          "SELECT id, updated_at FROM sync_progress WHERE org_id = %(org)s ORDER BY updated_at DESC LIMIT 20"),
     Query("idx_sync_progress_org_job", "a job by its id",
-          "SELECT id, status FROM sync_progress WHERE org_id = %(org)s AND job_id = %(job)s"),
+          "SELECT id, started_at FROM sync_progress WHERE org_id = %(org)s AND job_id = %(job)s"),
     Query("idx_sync_progress_org_sync", "a sync's progress",
-          "SELECT id, status FROM sync_progress WHERE org_id = %(org)s AND sync_id = %(sync)s"),
+          "SELECT id, started_at FROM sync_progress WHERE org_id = %(org)s AND sync_id = %(sync)s"),
     Query("idx_sync_progress_entity", "an organisation's latest product syncs",
-          "SELECT id, status FROM sync_progress WHERE org_id = %(org)s AND entity_type = 'product'"
+          "SELECT id, started_at FROM sync_progress WHERE org_id = %(org)s AND entity_type = 'product'"
           " ORDER BY started_at DESC LIMIT 20", SERVICE_ROLE),
     Query("idx_sync_progress_initiated_by", "a deleted user's jobs (ON DELETE SET NULL)",
           "SELECT id FROM sync_progress WHERE initiated_by = %(user)s", SERVICE_ROLE),
     Query("idx_sync_preview_cache_org_type", "an organisation's Odoo previews",
           "SELECT id, cache_key FROM sync_preview_cache WHERE org_id = %(org)s AND sync_type = 'odoo'"),
     Query("idx_sync_preview_cache_key", "a preview by its cache key",
-          "SELECT id, delta_summary FROM sync_preview_cache WHERE cache_key = %(key)s"),
+          "SELECT id, computed_at FROM sync_preview_cache WHERE cache_key = %(key)s"),
     Query("idx_sync_preview_cache_expires", "expired previews, for auto_cleanup_preview_cache()",
           "SELECT id FROM sync_preview_cache WHERE expires_at < now()", SERVICE_ROLE),
     Query("idx_sync_preview_cache_computed", "latest previews, all organisations",
@@ -136,8 +128,8 @@ QUERIES = [
 
 
 def test_every_index_has_a_query(volume_db: psycopg.Connection) -> None:
-    """Each expected index is exercised by at least one query of the plan checks."""
-    missing = sorted(set(expected.ALL_INDEXES) - {query.index for query in QUERIES})
+    """Each index of the report and of our design is exercised by at least one query of the plan checks."""
+    missing = sorted(set(design.ALL_INDEXES) - {query.index for query in QUERIES})
     assert missing == [], f"indexes no plan check exercises: {missing}"
 
 
@@ -197,6 +189,8 @@ def test_query_uses_its_index(
     volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record_figure
 ) -> None:
     """On the volume, each query runs on the index it exists for, through RLS where a user runs it."""
+    if query.index not in expected.INDEXES and query.index not in catalog.indexes(volume_db, TABLES):
+        pytest.skip(f"{NA_PREFIX}{query.index} is our design's, beyond the report: this migration has no such index")
     result = run_as(volume_db, query, tenant_of_volume)
     used = indexes_used(volume_db, result["Plan"])
     owner = explain(volume_db, query.sql, tenant_of_volume)

@@ -42,4 +42,4 @@ def test_missing_index_fails_task_3(readiness_run) -> None:
     )
     run = readiness_run(text, TASK_3)
     assert run.statuses()[3] == "FAIL", run.output
-    assert "indexes: missing idx_sync_preview_cache_key" in run.output
+    assert "the report's indexes missing: idx_sync_preview_cache_key" in run.output

@@ -57,7 +57,7 @@ def test_dropped_column_fails_task_1(readiness_run) -> None:
         )
     )
     assert run.statuses()[1] == "FAIL", run.output
-    assert "columns of sync_preview_cache: missing cache_key" in run.task(1)["comments"]
+    assert "columns of sync_preview_cache the report requires: cache_key" in run.task(1)["comments"]
 
 
 def test_sql_error_is_reported_with_file_and_line_and_blocks_dependent_checks(readiness_run) -> None:
@@ -130,14 +130,17 @@ def test_restrict_on_log_org_fk_fails_task_6(readiness_run) -> None:
     assert "sync_activity_log_org_id_fkey" in run.task(6)["comments"], run.task(6)["comments"]
 
 
-def test_unpinned_search_path_of_definer_function_fails_task_4(readiness_run) -> None:
-    """A SECURITY DEFINER function without SET search_path = '' turns task 4 red, naming the function."""
+def test_unpinned_search_path_of_definer_function_fails_task_7(readiness_run) -> None:
+    """A SECURITY DEFINER function without SET search_path turns task 7 red (splinter's WARN rule), naming it.
+
+    How a function runs is the migration's choice (task 4 lists it as a design difference); a mutable
+    search_path on a definer function is a security finding, and blocks."""
     run = readiness_run(
         mutate(
             "LANGUAGE plpgsql VOLATILE SECURITY DEFINER\nSET search_path = ''\nAS $$\nDECLARE",
             "LANGUAGE plpgsql VOLATILE SECURITY DEFINER\nAS $$\nDECLARE",
         )
     )
-    assert run.statuses()[4] == "FAIL", run.output
-    assert "differs auto_cleanup_preview_cache" in run.task(4)["comments"], run.task(4)["comments"]
-    assert "search_path not pinned" in run.task(4)["comments"], run.task(4)["comments"]
+    assert run.statuses()[7] == "FAIL", run.output
+    assert "function_search_path_mutable" in run.task(7)["comments"], run.task(7)["comments"]
+    assert "auto_cleanup_preview_cache" in run.task(7)["comments"], run.task(7)["comments"]

@@ -29,7 +29,6 @@ PER_ORGANISATION = {
     "previews of each sync type": (
         "SELECT org_id FROM sync_preview_cache GROUP BY 1 HAVING count(DISTINCT sync_type) = 4"
     ),
-    "jobs of each sync type": "SELECT org_id FROM sync_progress GROUP BY 1 HAVING count(DISTINCT sync_type) = 4",
     "syncs with log rows": "SELECT DISTINCT p.org_id FROM sync_progress p JOIN sync_activity_log l USING (sync_id)",
 }
 
