@@ -303,6 +303,14 @@ class Policy:
     using: str | None = None
     with_check: str | None = None
 
+    def __str__(self) -> str:
+        mode = "" if self.permissive else " AS RESTRICTIVE"
+        return (
+            f"ON {self.table}{mode} FOR {self.command} TO {', '.join(self.roles)}"
+            + (f" USING ({self.using})" if self.using else "")
+            + (f" WITH CHECK ({self.with_check})" if self.with_check else "")
+        )
+
 
 # Report, section 2: the 12 policies, by name, table and command. Roles and the text of USING and WITH
 # CHECK are the migration's choice, judged by behaviour (task 2) and by the rule that each depends on

@@ -101,6 +101,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session):  # type: ignore[no-untyped-def]
+    """An interrupt while xdist starts its workers kills them mid-handshake, and xdist raises what it saw
+    (EOFError from execnet): that is the interrupt, exit 2, not an internal error."""
+    try:
+        return (yield)
+    except Exception as error:  # the signal's handler runs by the time this line does, if it came
+        if interrupt.received():
+            raise KeyboardInterrupt(f"signal {interrupt.received()} while the session started") from error
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
     outcome = yield
     if interrupt.received():  # its KeyboardInterrupt was swallowed by a third party during this test

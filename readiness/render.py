@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
 
 from readiness import SQL_DIR
-from readiness.signoff import PREREQUISITE_CHECKS, SignOff
+from readiness.signoff import PREREQUISITE_CHECKS, Issue, SignOff
 
 PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR / "prerequisites" / "02_auth.sql"]
 
@@ -47,6 +48,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def issues_table(heading: str, issues: Iterable[Issue]) -> str:
+    """Blocking issues or recommendations: severity, message, location; "None." when there are none."""
+    rows = [[badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"] for i in issues]
+    return table(["Severity", heading, "Location"], rows) if rows else "<p>None.</p>"
+
+
 def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
     """The sign-off section that opens the HTML report."""
     verdict = signoff.verdict
@@ -65,26 +72,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
             ],
         ),
         "<h3>Blocking Issues</h3>",
-        table(
-            ["Severity", "Issue", "Location"],
-            [
-                [badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"]
-                for i in signoff.blocking_issues
-            ],
-        )
-        if signoff.blocking_issues
-        else "<p>None.</p>",
+        issues_table("Issue", signoff.blocking_issues),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
-        table(
-            ["Severity", "Recommendation", "Location"],
-            [
-                [badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"]
-                for i in signoff.recommendations
-            ],
-        )
-        if signoff.recommendations
-        else "<p>None.</p>",
+        issues_table("Recommendation", signoff.recommendations),
         "<h3>Differences from the project's design</h3>",
         "<p>Where this migration chose otherwise than the project's own 0024, in what the report leaves open. "
         "Informational: none of these changes the verdict.</p>",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from readiness import catalog
 from readiness.errors import ReadinessUsageError
@@ -109,8 +110,6 @@ class Columns:
         """The column of (table, role); the test needing an unresolved role is BLOCKED, naming where to set it."""
         found = self.resolved[key]
         if found.column is None:
-            import pytest  # only where a test asks
-
             pytest.skip(f"BLOCKED: column role {key[0]}.{key[1]} ({found.role.purpose}): {found.how}")
         return found.column
 

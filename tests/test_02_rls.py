@@ -16,6 +16,7 @@ from readiness import catalog, design, expected, factories
 from readiness.auth import ANON, SERVICE_ROLE, acting_as, as_user, refused
 from readiness.explain import differences
 from readiness.factories import SYNC_TABLES
+from readiness.signoff import NA_PREFIX
 
 pytestmark = pytest.mark.readiness
 
@@ -146,6 +147,28 @@ def test_member_sees_only_own_organisation(migrated: psycopg.Connection, two_ten
         with as_user(migrated, tenant.user_id):
             seen = visible_ids(migrated, table)
         assert seen == {tenant.rows[table]}, f"{table}: user of {tenant.org_id} sees {seen}, expected only their row"
+
+
+@pytest.mark.parametrize("table", SYNC_TABLES)
+def test_isolation_holds_when_users_extended_has_no_rls(
+    migrated: psycopg.Connection, two_tenants, table: str, target_dsn: str | None
+) -> None:
+    """With auth.users_extended readable whole (the report's Step 2 gives it no RLS), users still see only their rows.
+
+    Our prerequisites restrict auth.users_extended to the caller's own row, which would hide a policy whose
+    sub-select forgets to ask who the caller is; here the table is opened for the test, rolled back after it.
+    """
+    if target_dsn:
+        pytest.skip(f"{NA_PREFIX}changing auth.users_extended on a target would lock it for the whole dry run")
+    migrated.execute("ALTER TABLE auth.users_extended DISABLE ROW LEVEL SECURITY")
+    a, b = two_tenants
+    for tenant in (a, b):
+        with as_user(migrated, tenant.user_id):
+            seen = visible_ids(migrated, table)
+        assert seen == {tenant.rows[table]}, (
+            f"{table}: with auth.users_extended readable, the user of {tenant.org_id} sees {len(seen)} rows, "
+            "expected only their organisation's: a policy's lookup of auth.users_extended does not ask who calls"
+        )
 
 
 @pytest.mark.parametrize("table", SYNC_TABLES)

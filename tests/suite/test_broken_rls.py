@@ -46,3 +46,17 @@ def test_partitions_left_open_fail_task_2(readiness_run) -> None:
     run = readiness_run(text, TASK_2)
     assert run.statuses()[2] == "FAIL", run.output
     assert "through partition sync_activity_log_" in run.task(2)["comments"]
+
+
+def test_policy_not_asking_who_calls_fails_task_2(readiness_run) -> None:
+    """A sub-select on auth.users_extended without the caller's id leaks every organisation with users once that
+    table is readable (the report's Step 2 gives it no RLS): the catalog rule and the behaviour both fail task 2."""
+    select = "CREATE POLICY sync_progress_select ON sync_progress FOR SELECT TO authenticated\n    USING "
+    blind = "(org_id IN (SELECT ue.org_id FROM auth.users_extended ue))"
+    run = readiness_run(mutate(select + ORG_MEMBER, select + blind), TASK_2)
+    assert run.statuses()[2] == "FAIL", run.output
+    failed = {line.split("::")[1].split(" ")[0] for line in run.output.splitlines() if line.startswith("FAILED")}
+    assert failed == {
+        "test_policy_definition[sync_progress_select]",
+        "test_isolation_holds_when_users_extended_has_no_rls[sync_progress]",
+    }, run.output[-3000:]

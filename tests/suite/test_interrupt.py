@@ -117,6 +117,32 @@ def test_a_swallowed_interrupt_still_ends_the_run(tmp_path: Path) -> None:
     assert "test_after_the_interrupt" not in run.stdout, run.stdout[-3000:]
 
 
+FAILING_START = """
+import os, signal, time
+
+def pytest_sessionstart(session):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        pass  # as execnet's reader does: the worker it talks to died of the same Ctrl-C
+    raise EOFError("couldn't load message header, expected 9 bytes, got 0")
+"""
+
+
+def test_interrupt_while_workers_start_exits_2(tmp_path: Path) -> None:
+    """A Ctrl-C that kills xdist's workers while they start makes xdist raise EOFError: the run still exits 2."""
+    (tmp_path / "conftest.py").write_text(FAILING_START)
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "readiness.plugin", "-p", "no:cacheprovider",
+         f"--report-dir={tmp_path / 'reports'}", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=END_LIMIT_S,
+    )  # fmt: skip
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "INTERNALERROR" not in run.stdout + run.stderr, run.stdout[-3000:]
+
+
 def test_stopping_the_volume_while_it_is_being_made_ends_its_thread(nested_cache: Path, monkeypatch) -> None:
     """stop() during the volume's preparation (held where the load begins) ends the thread and the server."""
     scratch = Path(tempfile.mkdtemp(dir=server.scratch_dir(server.CLUSTER_ROOM)))
