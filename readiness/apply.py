@@ -61,6 +61,10 @@ class ApplyError(Exception):
         super().__init__(f"{location}: {statement} - {message}")
 
 
+SUITE_TIMEOUTS = "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+RESTORE_TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+
+
 def location_of(path: Path, source: str, offset: int) -> Location:
     """The 1-based line and column of a character offset in `source`."""
     before = source[:offset]
@@ -126,6 +130,9 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, s
     """
     source = read_sql(path)
     count = 0
+    # The file may SET LOCAL its own lock_timeout and statement_timeout (a deploy should): in the caller's
+    # transaction they would outlive the file, so the suite's own are put back after it.
+    timeouts = conn.execute(SUITE_TIMEOUTS).fetchone()
     for statement in split(path):
         if statement.kind == TRANSACTION_CONTROL:
             continue
@@ -143,6 +150,7 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, s
                 location, statement.first_line, error.diag.message_primary or str(error), error.sqlstate
             ) from None
         count += 1
+    conn.execute(RESTORE_TIMEOUTS, timeouts)
     return count
 
 

@@ -124,6 +124,12 @@ class Footprint:
             ", ".join(f"{name}: {'+'.join(modes)}" for name, modes in self.locks.items()) or "no pre-existing relation"
         )
 
+    def blocks_writes(self) -> list[str]:
+        """The pre-existing relations locked in a mode that conflicts with ROW EXCLUSIVE: writes to them wait."""
+        return [
+            name for name, modes in self.locks.items() if set(modes) & set(LOCK_MODES[LOCK_MODES.index("ShareLock") :])
+        ]
+
     def access_exclusive(self) -> list[str]:
         """The pre-existing relations locked ACCESS EXCLUSIVE: every read of them waits until COMMIT."""
         return [name for name, modes in self.locks.items() if "AccessExclusiveLock" in modes]

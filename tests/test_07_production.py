@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import catalog, expected, lint
+from readiness import catalog, expected, lint, squawk
 from readiness.apply import ApplyError, apply_file
 from readiness.database import MigrationState, Timeouts, connect
 from readiness.explain import apply_error_issue, missing_prerequisite
@@ -203,6 +203,37 @@ def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeo
         pytest.skip(f"{BLOCKED_PREFIX}0024 does not execute, its lock footprint cannot be traced: {error}")
     record_figure("0024 lock footprint", str(traced))
     return traced
+
+
+# --- squawk, the migration linter -------------------------------------------------------
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    """'17.10' from the server's version number, for squawk's --pg-version."""
+    number = conn.info.server_version
+    return f"{number // 10000}.{number % 10000}"
+
+
+@pytest.mark.check(DEPLOYMENT_SAFE)
+@pytest.mark.parametrize("kind", ["migration", "rollback"])
+def test_squawk_finds_nothing_blocking(
+    kind: str, migration: Path, rollback: Path, footprint: lint.Footprint, readonly_db: psycopg.Connection,
+    recommendation, record_figure,
+) -> None:  # fmt: skip
+    """squawk finds nothing its rule table (readiness/squawk_rules.toml) calls blocking in 0024 or its rollback."""
+    path = migration if kind == "migration" else rollback
+    try:
+        findings = squawk.lint(path, server_version(readonly_db), kind, bool(footprint.blocks_writes()))
+    except squawk.SquawkUnavailable as error:
+        pytest.skip(f"{BLOCKED_PREFIX}{error}")
+    for finding in findings:
+        if finding.decision == squawk.RECOMMENDATION:
+            recommendation("MEDIUM", f"squawk {finding.rule}: {finding.message} ({finding.why})", finding.location)
+    not_applicable = [f"{f.location} {f.rule}: {f.why}" for f in findings if f.decision == squawk.NOT_APPLICABLE]
+    if not_applicable:
+        record_figure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))
+    blocking = [str(finding) for finding in findings if finding.decision == squawk.BLOCKING]
+    assert blocking == [], f"squawk on the {kind} ({path.name}):\n" + "\n".join(blocking)
 
 
 @pytest.mark.check(DEPLOYMENT_SAFE)

@@ -4,6 +4,10 @@
 -- created_at), the report's 15 indexes and 2 for user FKs, 5 functions,
 -- 4 triggers and 12 RLS policies.
 BEGIN;
+-- Its FKs lock organization and auth.users_extended (SHARE ROW EXCLUSIVE): behind a long transaction
+-- 0024 fails after 5 s instead of queueing every write to them. Both end with the transaction.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
 
 -- Enums ---------------------------------------------------------------------
 

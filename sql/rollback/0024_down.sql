@@ -4,6 +4,10 @@
 -- IF EXISTS makes the script safe in every state. The report's version is kept in
 -- 0024_down_report.sql.
 BEGIN;
+-- Dropping 0024's tables drops their FKs, which locks organization and auth.users_extended: behind a
+-- long transaction the rollback fails after 5 s instead of queueing every write to them.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
 
 -- Drop RLS policies (reverse order)
 DROP POLICY IF EXISTS sync_activity_log_delete ON sync_activity_log;

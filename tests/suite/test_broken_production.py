@@ -46,3 +46,21 @@ def test_security_definer_function_open_to_anon_fails_task_7(readiness_run) -> N
     assert "org_job_count(uuid): search_path is not pinned" in found
     assert "org_job_count(uuid): SECURITY DEFINER and executable by anon" in found
     assert "org_job_count(uuid): SECURITY DEFINER and executable by authenticated" in found
+
+
+def test_migration_without_lock_timeout_fails_task_7(readiness_run) -> None:
+    """0024 without its SET LOCAL lock_timeout: squawk's require-lock-timeout blocks, since 0024 locks
+    organization and auth.users_extended; task 7 fails naming the rule and the line."""
+    run = readiness_run(mutate("SET LOCAL lock_timeout = '5s';\n", ""), TASK_7)
+    assert run.statuses()[7] == "FAIL", run.output
+    found = messages(run)
+    assert "0024_under_test.sql:13:1: squawk require-lock-timeout" in found, found
+    assert "blocking" in found and "organization" in found, found
+
+
+def test_squawk_missing_blocks_its_checks(readiness_run) -> None:
+    """Without a squawk binary, its checks are BLOCKED saying how to install it; they never pass silently."""
+    run = readiness_run(None, TASK_7, env={"READINESS_SQUAWK": "/nonexistent/squawk"})
+    assert run.statuses()[7] == "BLOCKED", run.output
+    assert run.task(7)["blocked"] == 2, run.task(7)
+    assert "squawk is not installed" in run.task(7)["comments"] and "make setup" in run.task(7)["comments"]

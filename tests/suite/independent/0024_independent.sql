@@ -4,6 +4,8 @@
 -- a 30-minute expiry, an identity key on the log, exactly the report's 15 indexes, other trigger
 -- names, policies spelt with EXISTS and UPDATE policies without WITH CHECK.
 BEGIN;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
 
 CREATE TYPE public.sync_type AS ENUM ('woocommerce', 'odoo', 'shopify', 'custom');
 CREATE TYPE public.sync_action AS ENUM ('preview_delta', 'sync_start', 'sync_complete', 'batch_process',

@@ -1,5 +1,7 @@
 -- Rollback of the independent 0024: everything it created, in reverse order.
 BEGIN;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
 DROP TABLE IF EXISTS public.sync_activity_log CASCADE;
 DROP TABLE IF EXISTS public.sync_progress CASCADE;
 DROP TABLE IF EXISTS public.sync_preview_cache CASCADE;
