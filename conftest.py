@@ -334,11 +334,10 @@ def columns(
     with session_connection.transaction(force_rollback=True):
         resolved = roles.resolve(session_connection, roles.read_overrides(pytestconfig.getoption("columns")))
     environment = pytestconfig.stash[SIGNOFF_KEY].environment
-    named = [found for found in resolved.resolved.values() if found.how == roles.NAMED]
-    environment["column roles named by the report"] = f"{len(named)} (the column of that name)"
     for (table, role), found in resolved.resolved.items():
-        if found.how != roles.NAMED:
-            environment[f"column role {table}.{role}"] = f"{found.column or 'UNRESOLVED'} ({found.how})"
+        entry = f"{role}: {found.column or 'UNRESOLVED'} ({found.how})"
+        key = f"column roles of {table}"
+        environment[key] = f"{environment[key]}; {entry}" if key in environment else entry
     return resolved
 
 

@@ -35,9 +35,10 @@ def test_independent_0024_is_approved(readiness_run) -> None:
     assert (run.exit_code, run.signoff.get("verdict")) == (0, "APPROVED"), run.output[-4000:]
     assert set(run.statuses().values()) == {"PASS"}, run.statuses()
     assert run.signoff["blocking_issues"] == []
-    environment = run.signoff["environment"]
-    found = {role: environment.get(f"column role sync_progress.{role}") for role in DETECTED}
-    assert found == {role: f"{column} (detected)" for role, column in DETECTED.items()}, environment
+    roles = run.signoff["environment"]["column roles of sync_progress"].split("; ")
+    for role, column in DETECTED.items():
+        assert f"{role}: {column} (detected)" in roles, roles
+    assert "org_id: org_id (named by the report)" in roles, roles
     differences = {difference["subject"] for difference in run.signoff["design_differences"]}
     assert {"columns of sync_progress", "policy sync_progress_update", "indexes of the sync tables",
             "function auto_cleanup_preview_cache", "trigger names on sync_progress"} <= differences  # fmt: skip
@@ -104,15 +105,17 @@ def test_undetectable_role_blocks_until_configured(readiness_run, tmp_path: Path
     blocked = readiness_run(renamed, rollback_text=ROLLBACK)
     assert blocked.signoff.get("verdict") == "NOT APPROVED", blocked.output[-3000:]
     assert blocked.statuses()[4] == "BLOCKED", blocked.statuses()
-    role = blocked.signoff["environment"]["column role sync_progress.total"]
-    assert role.startswith("UNRESOLVED (no column fits") and '[sync_progress] total = "<column>"' in role, role
+    roles = blocked.signoff["environment"]["column roles of sync_progress"]
+    assert (
+        'total: UNRESOLVED (no column fits; set it in the --columns file: [sync_progress] total = "<column>")' in roles
+    )
     assert "column role sync_progress.total" in blocked.task(4)["comments"], blocked.task(4)
 
     columns = tmp_path / "columns.toml"
     columns.write_text('[sync_progress]\ntotal = "expected_count"\n')
     configured = readiness_run(renamed, f"--columns={columns}", rollback_text=ROLLBACK)
     assert (configured.exit_code, configured.signoff.get("verdict")) == (0, "APPROVED"), configured.output[-3000:]
-    assert configured.signoff["environment"]["column role sync_progress.total"] == "expected_count (configured)"
+    assert "total: expected_count (configured)" in configured.signoff["environment"]["column roles of sync_progress"]
 
 
 def test_columns_file_naming_no_role_is_a_usage_error(readiness_run, tmp_path: Path) -> None:
