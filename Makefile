@@ -8,7 +8,7 @@ PYTEST := $(PY) -m pytest
 # 2.6 s of each run here when PYTHONDONTWRITEBYTECODE is set.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup readiness test lint browser bench bench-isolation bench-volume soak clean
+.PHONY: setup readiness test lint browser bench bench-isolation bench-volume soak check-platforms clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: setup
 ROUNDS ?= 20
 soak: setup
 	$(PY) bench/soak.py $(ROUNDS)
+
+# Each @embedded-postgres package we pin (darwin-arm64, darwin-x64, linux-arm64, linux-x64) fetched and its
+# binaries checked for format and architecture; downloads about 0.4 GB, so not part of `make test`.
+check-platforms: $(VENV)/.installed
+	$(PY) -m readiness.platforms
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*

@@ -41,13 +41,16 @@ def target_dsn_of(config: pytest.Config) -> str | None:
 def server_binaries(config: pytest.Config) -> Path:
     """The pg_ctl of the required major, recorded in the sign-off; a usage error (exit 4) when there is none."""
     try:
-        pg_ctl = server.find_pg_ctl(config.getoption("postgresql_exec"), config.getoption("pg_major"))
+        pg_ctl, how = server.discover(config.getoption("postgresql_exec"), config.getoption("pg_major"))
         version = server.server_version(pg_ctl)
         server.check_major(version, config.getoption("pg_major"), f"The server found at {pg_ctl}")
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
     config.stash[SIGNOFF_KEY].environment.update(
-        server_version=version, target="ephemeral cluster", pg_ctl=str(pg_ctl), os_user=str(os.geteuid())
+        server_version=version,
+        target="ephemeral cluster",
+        pg_ctl=f"{pg_ctl} (found by {how})",
+        os_user=str(os.geteuid()),
     )
     return pg_ctl
 

@@ -7,17 +7,15 @@ Run by `make` (python -m readiness.install). Debian offers PostgreSQL 15 only an
 from __future__ import annotations
 
 import os
-import platform
 import pwd
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from readiness import PROJECT_ROOT
+from readiness import PROJECT_ROOT, platforms
+from readiness.platforms import PG_NPM_VERSIONS
 
-PG_NPM_VERSIONS = {17: "17.10.0-beta.17", 18: "18.4.0-beta.17"}
-NPM_ARCH = {"x86_64": "linux-x64", "aarch64": "linux-arm64"}
 INSTALL_ROOT = PROJECT_ROOT / ".postgresql"
 # PostgreSQL refuses to run as root; as root the server runs as this user.
 SERVER_OS_USER = "pgreadiness"
@@ -25,17 +23,9 @@ SERVER_OS_USER = "pgreadiness"
 SHARED_ROOT = Path("/var/lib/readiness-postgresql")
 
 
-def package_name() -> str:
-    """The npm package of embedded PostgreSQL for this machine's architecture."""
-    arch = NPM_ARCH.get(platform.machine())
-    if arch is None:
-        raise SystemExit(f"No embedded PostgreSQL package for machine {platform.machine()!r}.")
-    return f"@embedded-postgres/{arch}"
-
-
 def bindir(major: int = 17) -> Path:
     """Where `install(major)` puts pg_ctl, initdb and postgres."""
-    return INSTALL_ROOT / str(major) / "node_modules" / package_name() / "native" / "bin"
+    return INSTALL_ROOT / str(major) / "node_modules" / platforms.package() / "native" / "bin"
 
 
 def install(major: int = 17) -> Path:
@@ -48,7 +38,7 @@ def install(major: int = 17) -> Path:
         raise SystemExit("npm is needed to install PostgreSQL binaries: apt-get install -y nodejs npm")
     prefix = INSTALL_ROOT / str(major)
     prefix.mkdir(parents=True, exist_ok=True)
-    spec = f"{package_name()}@{PG_NPM_VERSIONS[major]}"
+    spec = f"{platforms.package()}@{PG_NPM_VERSIONS[major]}"
     print(f"installing PostgreSQL {major} server binaries ({spec}) into {prefix}", flush=True)
     subprocess.run(
         [npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund", spec],

@@ -1,7 +1,8 @@
 """Find PostgreSQL 17 and run it through pytest-postgresql's executor, as root too.
 
 Discovery order: an explicit pg_ctl (--postgresql-exec or READINESS_PG_CTL), then the
-binaries the project installs (readiness.install), then `pg_config --bindir`.
+binaries the project installs (readiness.install), then `pg_config --bindir`, then Homebrew's
+postgresql@17 and Postgres.app where a Mac keeps them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from port_for import get_port
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import cache, install
+from readiness import cache, install, platforms
 from readiness.errors import ReadinessUsageError
 
 REQUIRED_MAJOR = 17
@@ -43,28 +44,47 @@ HOW_TO_GET_17 = (
 )
 
 
+# Where PostgreSQL 17 usually lives on a Mac: Homebrew (Apple silicon, then Intel), then Postgres.app.
+MAC_LOCATIONS = (
+    "/opt/homebrew/opt/postgresql@{major}/bin/pg_ctl",
+    "/usr/local/opt/postgresql@{major}/bin/pg_ctl",
+    "/Applications/Postgres.app/Contents/Versions/{major}/bin/pg_ctl",
+)
+
+
 def find_pg_ctl(explicit: str | None, major: int = REQUIRED_MAJOR) -> Path:
     """The pg_ctl to use, in the documented discovery order (the project install of `major`)."""
+    return discover(explicit, major)[0]
+
+
+def discover(explicit: str | None, major: int = REQUIRED_MAJOR) -> tuple[Path, str]:
+    """The pg_ctl to use and how it was found: --postgresql-exec, READINESS_PG_CTL, the project install,
+    `pg_config --bindir`, then Homebrew's and Postgres.app's usual places."""
     origin, given = ("--postgresql-exec", explicit) if explicit else (PG_CTL_ENV, os.environ.get(PG_CTL_ENV))
     if given:
         path = Path(given)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise ReadinessUsageError(f"pg_ctl given by {origin} does not exist or is not executable: {path}")
-        return path
-    for path in _installed_pg_ctls(major):  # pg_config is asked only when the project has no install
+        return path, origin
+    for path, how in _candidates(major):  # pg_config is asked only when the project has no install
         if path.is_file() and os.access(path, os.X_OK):
-            return path
+            return path, how
     raise ReadinessUsageError(f"No PostgreSQL server binaries found. {HOW_TO_GET_17}")
 
 
-def _installed_pg_ctls(major: int) -> Iterator[Path]:
-    """The project's install of `major`, then the server `pg_config --bindir` names."""
-    yield install.bindir(major) / "pg_ctl"
+def _candidates(major: int) -> Iterator[tuple[Path, str]]:
+    """The project's install of `major`, the server `pg_config --bindir` names, then the usual Mac places."""
+    try:
+        yield install.bindir(major) / "pg_ctl", "the project install (.postgresql/)"
+    except platforms.UnsupportedPlatform:
+        pass  # no package for this machine: a PostgreSQL installed otherwise may still serve
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30)
         if out.returncode == 0:
-            yield Path(out.stdout.strip()) / "pg_ctl"
+            yield Path(out.stdout.strip()) / "pg_ctl", f"pg_config ({pg_config})"
+    for location in MAC_LOCATIONS:
+        yield Path(location.format(major=major)), "a usual Mac location"
 
 
 @functools.cache  # asked for by the server, the volume and both cache keys: one `pg_ctl --version` a run
