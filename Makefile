@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 	$(PY) -m readiness.install
 
+# Your own migration and database: make readiness MIGRATION=/path/0024.sql ROLLBACK=/path/0024_down.sql
+# (and DSN=postgresql://... to verify an existing database, COLUMNS=/path/columns.toml for column roles).
+READINESS_OPTIONS = $(if $(MIGRATION),--migration $(abspath $(MIGRATION))) $(if $(ROLLBACK),--rollback $(abspath $(ROLLBACK))) \
+	$(if $(DSN),--dsn '$(DSN)') $(if $(COLUMNS),--columns $(abspath $(COLUMNS)))
+
 readiness: setup
-	$(PYTEST) -m readiness
+	$(PYTEST) -m readiness $(READINESS_OPTIONS)
 
 # The tests of the suite prove verdicts, not plans at scale: a tenth of the sign-off's volume.
 test: setup lint browser

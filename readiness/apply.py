@@ -71,12 +71,35 @@ def location_of(path: Path, source: str, offset: int) -> Location:
     return Location(path, before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
 
 
+# psql meta-commands, as DBAs write migrations for psql: those that change nothing in the database are
+# skipped (blanked, so every line and column stays where it was); those that do are refused.
+HARMLESS_META = {"set", "unset", "echo", "qecho", "timing", "pset", "encoding", "conninfo", "warn"}
+META_COMMAND = re.compile(r"^[ \t]*\\([a-zA-Z!]+)[^\n]*$", re.MULTILINE)
+
+
 def read_sql(path: Path) -> str:
-    """The text of a SQL file; a missing file is a usage error naming it."""
+    """The text of a SQL file, its harmless psql meta-commands blanked; a missing file is a usage error naming it,
+    a psql meta-command that would change what runs is an ApplyError at its line."""
     try:
-        return path.read_text(encoding="utf-8")
+        source = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReadinessUsageError(f"SQL file not found: {path}. Check the --migration/--rollback path.") from None
+    for match in META_COMMAND.finditer(source):
+        if match.group(1) not in HARMLESS_META:
+            raise ApplyError(
+                location_of(path, source, match.start(1) - 1),
+                match.group(0).strip(),
+                f"the psql meta-command \\{match.group(1)} runs or reads something the suite cannot see: "
+                "inline what it brings into the file (or remove it) and run the suite again",
+                None,
+            )
+    return META_COMMAND.sub(lambda match: " " * len(match.group(0)), source)
+
+
+def meta_commands(path: Path) -> list[str]:
+    """The psql meta-commands read_sql() skips, each with its line: the sign-off lists them."""
+    source = path.read_text(encoding="utf-8")
+    return [f"{location_of(path, source, m.start(1) - 1)}: {m.group(0).strip()}" for m in META_COMMAND.finditer(source)]
 
 
 def split(path: Path) -> list[Statement]:

@@ -8,13 +8,16 @@ signoff.json and junit.xml.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from html import escape
 from pathlib import Path
 
 import pytest
 
 from readiness import PROJECT_ROOT, interrupt, roles
+from readiness.apply import meta_commands
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
@@ -65,13 +68,51 @@ def is_readiness_run(config: pytest.Config) -> bool:
     return (config.getoption("markexpr") or "").strip() == "readiness"
 
 
+# The plugin's options that take a path or a URL: typed with a space, pytest may take the value for a test path.
+VALUE_OPTIONS = ("--migration", "--rollback", "--report-dir", "--columns", "--dsn", "--postgresql-exec")
+REEXEC_ENV = "READINESS_REEXEC"
+
+
+def run_again_with_the_suites_configuration(config: pytest.Config) -> None:
+    """A readiness run that did not find this project's pyproject.toml runs again, as the user meant it.
+
+    pytest chooses its rootdir from the paths on the command line before any plugin's options are known, so
+    `--migration /elsewhere/0024.sql` (with a space) makes it look for its configuration in /elsewhere. The
+    run starts again with each option's value joined to it, the suite's configuration and, when no test path
+    of the suite was given, its tests: the same process (exec), before any server started.
+    """
+    ours = PROJECT_ROOT / "pyproject.toml"
+    if config.inipath == ours or os.environ.get(REEXEC_ENV) or hasattr(config, "workerinput"):
+        return
+    args, joined = list(config.invocation_params.args), []
+    while args:
+        arg = args.pop(0)
+        joined.append(f"{arg}={args.pop(0)}" if arg in VALUE_OPTIONS and args else arg)
+    tests = PROJECT_ROOT / "tests"
+    given = [Path(arg).resolve() for arg in joined if not arg.startswith("-") and Path(arg).exists()]
+    if not any(path == tests or tests in path.parents for path in given):
+        joined.append(str(tests))
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()  # the new process writes to the terminal, not to pytest's capture files
+    print(f"readiness: running again with this suite's configuration ({ours}): pytest {' '.join(joined)}", flush=True)
+    os.environ[REEXEC_ENV] = "1"
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", f"--rootdir={PROJECT_ROOT}", "-c", str(ours), *joined])
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if is_readiness_run(config):
+        run_again_with_the_suites_configuration(config)
     interrupt.install()
     for option in ("migration", "rollback"):
         path = config.getoption(option).resolve()
+        if path.is_dir():
+            raise pytest.UsageError(f"--{option} {path} is a directory: give the path of the .sql file in it.")
         if not path.is_file():
             raise pytest.UsageError(f"--{option} file not found: {path}. Give the path of an existing .sql file.")
+        if path.suffix.lower() != ".sql":
+            raise pytest.UsageError(f"--{option} {path} is not a .sql file: give the migration's SQL file.")
         setattr(config.option, option, path)
     if config.getoption("columns") is not None:
         config.option.columns = config.getoption("columns").resolve()
@@ -85,6 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "(task 3's plans are those of production from about 100000 rows)."
         )
     report_dir = config.getoption("report_dir").resolve()
+    if report_dir.exists() and not report_dir.is_dir():
+        raise pytest.UsageError(f"--report-dir {report_dir} is a file: give a directory for the reports.")
     report_dir.mkdir(parents=True, exist_ok=True)
     config.option.report_dir = report_dir
     # Before pytest-html and junitxml read them: the reports land beside signoff.json.
@@ -94,6 +137,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.option.xmlpath:
         config.option.xmlpath = str(report_dir / "junit.xml")
     signoff = SignOff(config.option.migration, config.option.rollback)
+    skipped = meta_commands(config.option.migration) + meta_commands(config.option.rollback)
+    if skipped:
+        signoff.environment["psql meta-commands skipped (they change nothing in the database)"] = "; ".join(skipped)
     config.stash[SIGNOFF_KEY] = signoff
     config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
     if config.pluginmanager.hasplugin("html"):

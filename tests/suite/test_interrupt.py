@@ -109,7 +109,7 @@ def test_a_swallowed_interrupt_still_ends_the_run(tmp_path: Path) -> None:
     """A Ctrl-C whose KeyboardInterrupt a third party swallows still stops the run after that test, with exit 2."""
     (tmp_path / "test_swallowing.py").write_text(SWALLOWING)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "readiness.plugin", "-p", "no:cacheprovider", "-v",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
          f"--report-dir={tmp_path / 'reports'}", str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=END_LIMIT_S,
     )  # fmt: skip
@@ -135,7 +135,7 @@ def test_interrupt_while_workers_start_exits_2(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(FAILING_START)
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "readiness.plugin", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
          f"--report-dir={tmp_path / 'reports'}", str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=END_LIMIT_S,
     )  # fmt: skip
