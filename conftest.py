@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import factories, interrupt, roles, server, volume_cluster
+from readiness import catalog, expected, factories, interrupt, roles, server, volume_cluster
+from readiness.causes import MISSING_KEY
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -31,7 +32,7 @@ from readiness.clusters import (
 from readiness.database import DBNAME, MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.factories import Tenant
-from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY
+from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY, Issue, SignOff
 from readiness.target import TargetSession, describe, open_target
 from readiness.volume_cluster import VolumeHandle, VolumeUnavailable
 
@@ -144,6 +145,7 @@ def target_session(target_dsn: str, pytestconfig: pytest.Config, timeouts: Timeo
     pytestconfig.stash[SIGNOFF_KEY].environment.update(
         server_version=session.version, target=f"{describe(target_dsn)} (dry run, rolled back)"
     )
+    record_pre_existing(pytestconfig.stash[SIGNOFF_KEY], session.state)
     try:
         yield session
     finally:
@@ -164,8 +166,18 @@ def migration_state(
     dbname = database_name(pytestconfig, DBNAME)
     state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration, dbname)
     elapsed = time.perf_counter() - started
-    pytestconfig.stash[SIGNOFF_KEY].figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
+    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    signoff.figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
+    record_pre_existing(signoff, state)
     return state
+
+
+def record_pre_existing(signoff: SignOff, state: MigrationState) -> None:
+    """Linter findings the database had before 0024 (its prerequisites): recommendations, not 0024's faults."""
+    for rule, findings in sorted(state.lint_before.items()):
+        for finding in sorted(findings):
+            message = f"before 0024, splinter {rule}: {finding}"
+            signoff.recommendations[Issue("LOW", message, "the database before 0024 (not 0024's)")] = None
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +257,11 @@ def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iter
 
 @pytest.fixture(scope="session")
 def volume_connection(
-    request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, migration_state: MigrationState
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    timeouts: Timeouts,
+    migration_state: MigrationState,
+    missing_objects,
 ) -> Iterator[psycopg.Connection]:
     """A database of its own cluster: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows)."""
     if migration_state.blocked_reason:
@@ -272,11 +288,17 @@ def volume_db(volume_connection: psycopg.Connection) -> Iterator[psycopg.Connect
 
 
 @pytest.fixture
-def blocking_issue(request: pytest.FixtureRequest) -> Callable[[dict[str, str]], None]:
-    """Record a blocking issue (severity, message, location) the sign-off lists if this test fails."""
+def blocking_issue(request: pytest.FixtureRequest, migration_state: MigrationState) -> Callable[[dict[str, str]], None]:
+    """Record a blocking issue (severity, message, location) the sign-off lists if this test fails.
+
+    When the migration did not apply (or a prerequisite is missing), that is the issue's cause: the checks
+    BLOCKED by it are counted under it.
+    """
 
     def record(issue: dict[str, str]) -> None:
         request.node.user_properties.append(("blocking_issue", issue))
+        if migration_state.blocked_reason:
+            request.node.user_properties.append(("cause", migration_state.blocked_reason))
 
     return record
 
@@ -316,8 +338,34 @@ def record_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     return record
 
 
+@pytest.fixture(scope="session")
+def missing_objects(
+    pytestconfig: pytest.Config, session_connection: psycopg.Connection, migration_state: MigrationState
+) -> dict[str, list[str]]:
+    """The report's tables, enums and functions the applied migration did not create (readiness.causes)."""
+    if migration_state.blocked_reason:
+        return {}
+    conn = session_connection
+    with conn.transaction(force_rollback=True):
+        functions = catalog.functions(conn)
+        tables = {t: catalog.relation_exists(conn, f"public.{t}") for t in expected.CONTRACT_COLUMNS}
+        missing = {
+            "tables": [table for table, exists in tables.items() if not exists],
+            "columns": [
+                f"{table}.{column}"
+                for table, exists in tables.items()
+                if exists
+                for column in expected.CONTRACT_COLUMNS[table].keys() - catalog.columns(conn, table).keys()
+            ],
+            "enums": [enum for enum in expected.ENUMS if not catalog.enum_labels(conn, enum)],
+            "functions": [name for name in expected.FUNCTION_NAMES if name not in functions],
+        }
+    pytestconfig.stash[MISSING_KEY] = {kind: names for kind, names in missing.items() if names}
+    return pytestconfig.stash[MISSING_KEY]
+
+
 @pytest.fixture
-def migrated(db: psycopg.Connection, migration_state: MigrationState) -> psycopg.Connection:
+def migrated(db: psycopg.Connection, migration_state: MigrationState, missing_objects) -> psycopg.Connection:
     """`db` with migration 0024 applied; a test needing it is BLOCKED when the migration could not apply."""
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)

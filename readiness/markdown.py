@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from readiness.render import EXECUTION_ORDER, PREREQUISITE_SQL
+from readiness.render import EXECUTION_ORDER, PREREQUISITE_SQL, affected
 from readiness.signoff import PREREQUISITE_CHECKS, SignOff
 
 MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
@@ -64,7 +64,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
             "",
         ]
     lines += ["### Blocking Issues", ""]
-    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)})" for i, issue in
               enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Recommendations (not blocking)", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in

@@ -18,6 +18,7 @@ import pytest
 
 from readiness import PROJECT_ROOT, interrupt, roles
 from readiness.apply import meta_commands
+from readiness.causes import MISSING_KEY, blocked_by, cause_of
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
@@ -35,6 +36,7 @@ from readiness.signoff import (
     DesignDifference,
     Issue,
     SignOff,
+    task_of,
 )
 
 EXIT_NOT_APPROVED = 1
@@ -182,8 +184,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         marker = item.get_closest_marker("check")
         if marker:
             properties.append(("check", marker.args[0]))
+        severity = item.get_closest_marker("severity")
+        if severity:
+            properties.append(("severity", severity.args[0]))
         item.user_properties.extend(properties)
         report.user_properties.extend(properties)
+    if report.when in ("setup", "call") and (report.failed or blocked_reason(report)):
+        attribute_to_missing_object(item, report)
+
+
+def blocked_reason(report: pytest.TestReport) -> str | None:
+    """The reason of a check reported BLOCKED, else None."""
+    outcome = _outcome(report) if report.skipped else None
+    return outcome[1] if outcome and outcome[0] == BLOCKED else None
+
+
+def attribute_to_missing_object(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failed existence check names its missing objects as its cause; a failed check of a subject the
+    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check)."""
+    missing = item.config.stash.get(MISSING_KEY, {})
+    task = task_of(item.nodeid)
+    if not missing or task is None:
+        return
+    existence = item.get_closest_marker("existence")
+    kind = existence.args[0] if existence is not None and existence.args else None
+    if kind in missing:
+        report.user_properties.append(("cause", cause_of(kind, missing)))
+        return
+    cause = blocked_by(task, missing)  # an existence check of columns is BLOCKED by their missing table
+    if cause is not None:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {BLOCKED_PREFIX}{cause}")
 
 
 def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:
@@ -227,8 +258,11 @@ class SignOffReporter:
         properties = dict(report.user_properties)
         issues = [Issue(**value) for key, value in report.user_properties if key == "blocking_issue"]
         self.signoff.record(
-            CheckOutcome(report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues)
-        )
+            CheckOutcome(
+                report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues,
+                properties.get("cause"), properties.get("severity", "HIGH"),
+            )
+        )  # fmt: skip
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -237,6 +271,7 @@ class SignOffReporter:
             self.config.workeroutput["readiness"] = {  # type: ignore[attr-defined]
                 "environment": self.signoff.environment,
                 "figures": self.signoff.figures,
+                "recommendations": [issue.__dict__ for issue in self.signoff.recommendations],
             }
             return
         try:
@@ -265,6 +300,8 @@ class SignOffReporter:
         recorded = getattr(node, "workeroutput", {}).get("readiness", {})
         self.signoff.environment.update(recorded.get("environment", {}))
         self.signoff.figures.update(recorded.get("figures", {}))
+        for issue in recorded.get("recommendations", []):
+            self.signoff.recommendations[Issue(**{**issue, "tasks": tuple(issue["tasks"])})] = None
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.section("migration 0024 readiness sign-off")
@@ -290,6 +327,12 @@ class HtmlSignOff:
 
     def pytest_html_results_table_header(self, cells) -> None:  # type: ignore[no-untyped-def]
         cells.insert(2, "<th>Check</th>")
+
+    def pytest_html_results_table_html(self, report, data) -> None:  # type: ignore[no-untyped-def]
+        """A failed or blocked check's row shows what was expected and found (its message), not a traceback."""
+        outcome = _outcome(report) if task_of(report.nodeid) is not None else None
+        if outcome is not None and outcome[0] in (FAILED, BLOCKED):
+            data[:] = [f'<div class="log">{escape(outcome[1])}</div>']
 
     def pytest_html_results_table_row(self, report, cells) -> None:  # type: ignore[no-untyped-def]
         cells.insert(2, f"<td>{escape(dict(getattr(report, 'user_properties', [])).get('description', ''))}</td>")

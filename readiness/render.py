@@ -20,7 +20,6 @@ STATUS_COLOURS = {
     "NOT APPROVED": "#cf222e",
 }
 # The report's Pass/Fail column; words, since a browser without an emoji font shows ❌ as a box.
-MARKS = {"PASS": "PASS", "FAIL": "FAIL", "BLOCKED": "FAIL", "N/A": "-", "NOT RUN": "FAIL"}
 STYLE = """
 <style>
 /* The report opens on the sign-off: pytest-html's package list moves below it, into the details. */
@@ -48,10 +47,21 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def issues_table(heading: str, issues: Iterable[Issue]) -> str:
-    """Blocking issues or recommendations: severity, message, location; "None." when there are none."""
-    rows = [[badge(i.severity), escape(i.message), f"<code>{escape(i.location)}</code>"] for i in issues]
-    return table(["Severity", heading, "Location"], rows) if rows else "<p>None.</p>"
+def affected(issue: Issue) -> str:
+    """How many checks a cause failed or blocked, in which tasks."""
+    tasks = ", ".join(map(str, issue.tasks))
+    return f"{issue.checks} check{'s' if issue.checks != 1 else ''}" + (f" (task {tasks})" if tasks else "")
+
+
+def issues_table(heading: str, issues: Iterable[Issue], counted: bool = True) -> str:
+    """Blocking issues (with the checks each affects) or recommendations: severity, message, location."""
+    rows = [
+        [badge(i.severity), escape(i.message), *([escape(affected(i))] if counted else []),
+         f"<code>{escape(i.location)}</code>"]
+        for i in issues
+    ]  # fmt: skip
+    headers = ["Severity", heading, *(["Checks"] if counted else []), "Location"]
+    return table(headers, rows) if rows else "<p>None.</p>"
 
 
 def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
@@ -65,17 +75,14 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         f"Production Deployment Authorization: {escape(verdict)}</div>",
         "<h3>Summary</h3>",
         table(
-            ["Validation Task", "Status", "Pass/Fail", "Comments"],
-            [
-                [f"{t.number}. {escape(t.name)}", badge(t.status), escape(MARKS[t.status]), escape(t.comments)]
-                for t in signoff.tasks
-            ],
+            ["Validation Task", "Status", "Comments"],
+            [[f"{t.number}. {escape(t.name)}", badge(t.status), escape(t.comments)] for t in signoff.tasks],
         ),
         "<h3>Blocking Issues</h3>",
         issues_table("Issue", signoff.blocking_issues),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
-        issues_table("Recommendation", signoff.recommendations),
+        issues_table("Recommendation", signoff.recommendations, counted=False),
         "<h3>Differences from the project's design</h3>",
         "<p>Where this migration chose otherwise than the project's own 0024, in what the report leaves open. "
         "Informational: none of these changes the verdict.</p>",
@@ -150,7 +157,7 @@ def terminal_table(signoff: SignOff) -> list[str]:
     for task in signoff.tasks:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:
-        lines.append(f"{issue.severity}: {issue.message} ({issue.location})")
+        lines.append(f"{issue.severity}: {issue.message} ({issue.location}; {affected(issue)})")
     if signoff.recommendations:
         lines.append(f"recommendations (not blocking): {len(signoff.recommendations)}, listed in the reports")
     if signoff.design_differences:

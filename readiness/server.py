@@ -169,19 +169,30 @@ class Executor(PostgreSQLExecutor):
         system is starting up" under load, and its polling outlived a server stopped meanwhile.
         """
         self.init_directory()
+        starting = subprocess.Popen(
+            self.command_parts,
+            env={**os.environ, **self.envvars},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches the run, which stops the server; not the server itself
+        )
         try:
-            done = subprocess.run(
-                self.command_parts,
-                env={**os.environ, **self.envvars},
-                capture_output=True,
-                text=True,
-                timeout=START_LIMIT_S + 30,
-                start_new_session=True,  # Ctrl-C reaches the run, which stops the server; not the server itself
-            )
-        except subprocess.TimeoutExpired as error:
-            raise ServerStartError(self, f"pg_ctl start did not return within {error.timeout:.0f} s") from None
-        if done.returncode != 0:
-            raise ServerStartError(self, (done.stderr or done.stdout).strip())
+            output = starting.communicate(timeout=START_LIMIT_S + 30)[0]
+        except subprocess.TimeoutExpired:
+            starting.kill()
+            if self.running():
+                self.stop()
+            raise ServerStartError(self, f"pg_ctl start did not return within {START_LIMIT_S + 30} s") from None
+        except BaseException:
+            # Interrupted while pg_ctl starts the server: let it finish (it is bounded by -t), so that the
+            # server it forked is seen and stopped, instead of starting on, orphaned, after the run ended.
+            starting.wait(timeout=START_LIMIT_S + 30)
+            if self.running():
+                self.stop()
+            raise
+        if starting.returncode != 0:
+            raise ServerStartError(self, output.strip())
         return self
 
     def reseed(self, seed: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,8 @@ class Issue:
     severity: str  # CRITICAL, HIGH, MEDIUM, LOW
     message: str
     location: str
+    checks: int = 1  # the checks this cause failed or blocked
+    tasks: tuple[int, ...] = ()  # the validation tasks they belong to
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class CheckOutcome:
     description: str = ""
     check: str | None = None  # the report's "Production Readiness" row this test decides
     issues: list[Issue] = field(default_factory=list)
+    cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
+    severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
 
 
 @dataclass
@@ -148,16 +152,40 @@ class SignOff:
 
     @property
     def blocking_issues(self) -> list[Issue]:
-        issues: list[Issue] = []
-        for test in self.outcomes.values():
-            if test.outcome != FAILED or task_of(test.nodeid) is None:
-                continue
-            issues.extend(test.issues or [Issue("HIGH", test.message, test.nodeid)])
+        """One issue per root cause, with the checks it failed or blocked and their tasks, worst first.
+
+        A failed check's issues are its recorded ones (or its message); a check with a known cause (a missing
+        object) and every check BLOCKED by the same cause count towards one issue.
+        """
+        groups: dict[Issue, list[CheckOutcome]] = {}
+        by_cause: dict[str, Issue] = {}
+        counted = [
+            t for t in self.outcomes.values() if t.outcome in (FAILED, BLOCKED) and task_of(t.nodeid) is not None
+        ]
+        for test in sorted(counted, key=lambda t: t.outcome != FAILED):  # failures first: they name the causes
+            cause = test.cause or (test.message if test.outcome == BLOCKED else None)
+            if test.outcome == FAILED and test.issues:
+                issues = test.issues
+            elif cause in by_cause:
+                issues = [by_cause[cause]]
+            elif test.outcome == FAILED:  # the same message from several checks is one cause
+                cause = cause or test.message
+                issues = [by_cause.get(cause) or Issue(test.severity, cause, test.nodeid)]
+            else:
+                issues = [Issue("HIGH", f"checks blocked: {cause}", "")]
+            for issue in issues:
+                groups.setdefault(issue, []).append(test)
+                if cause is not None:
+                    by_cause.setdefault(cause, issue)
+        found = [
+            replace(issue, checks=len(tests), tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})))
+            for issue, tests in groups.items()
+        ]
         not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
         if not_run:
-            issues.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/"))
+            found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/"))
         severity_rank = {"CRITICAL": 0, "HIGH": 1}
-        return sorted(dict.fromkeys(issues), key=lambda issue: severity_rank.get(issue.severity, 2))
+        return sorted(found, key=lambda issue: severity_rank.get(issue.severity, 2))
 
     @property
     def checks(self) -> dict[str, str]:

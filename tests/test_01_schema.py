@@ -50,12 +50,14 @@ def test_migration_0024_applies_cleanly(migration_state: MigrationState, blockin
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 
+@pytest.mark.existence("tables")
 @pytest.mark.parametrize("table", TABLES)
 def test_table_exists(migrated: psycopg.Connection, table: str) -> None:
     """Each of the three sync tables exists in public."""
     assert catalog.relation_exists(migrated, f"public.{table}"), f"table {table} was not created by 0024"
 
 
+@pytest.mark.existence("columns")
 @pytest.mark.parametrize("table", TABLES)
 def test_columns(migrated: psycopg.Connection, table: str, design_difference) -> None:
     """Each table has the columns the report names, with the type (and NULL-ability) the report implies."""

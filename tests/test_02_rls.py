@@ -24,6 +24,8 @@ pytestmark = pytest.mark.readiness
 # takes a UUID's text (text columns as text, sync_id as a UUID).
 EDITABLE = {"sync_preview_cache": "cache_key", "sync_progress": "job_id", "sync_activity_log": "sync_id"}
 INSUFFICIENT_PRIVILEGE = "42501"
+# A failure of these is one organisation reading or writing another's rows (or anon reading any): CRITICAL.
+LEAK = pytest.mark.severity("CRITICAL")
 ONCE_PER_STATEMENT = "( SELECT auth.uid() AS uid)"
 
 
@@ -139,6 +141,7 @@ def test_policy_evaluates_uid_once_per_statement(migrated: psycopg.Connection, n
 # --- behaviour: SELECT -----------------------------------------------------------------
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_member_sees_only_own_organisation(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """A user sees exactly their organisation's rows, and the other organisation's user sees exactly theirs."""
@@ -149,6 +152,7 @@ def test_member_sees_only_own_organisation(migrated: psycopg.Connection, two_ten
         assert seen == {tenant.rows[table]}, f"{table}: user of {tenant.org_id} sees {seen}, expected only their row"
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_isolation_holds_when_users_extended_has_no_rls(
     migrated: psycopg.Connection, two_tenants, table: str, target_dsn: str | None
@@ -171,6 +175,7 @@ def test_isolation_holds_when_users_extended_has_no_rls(
         )
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_anon_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """anon, which holds table privileges as on Supabase, sees no row."""
@@ -179,6 +184,7 @@ def test_anon_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str
     assert seen == set(), f"anon sees {len(seen)} rows of {table}"
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_user_without_mapping_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """An authenticated user with no auth.users_extended row belongs to no organisation and sees nothing."""
@@ -208,6 +214,7 @@ def test_insert_into_own_organisation(migrated: psycopg.Connection, two_tenants,
         assert len(visible_ids(migrated, table)) == 2
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_insert_into_other_organisation_refused(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """A user inserting a row for another organisation is refused (42501), and nothing is written."""
@@ -217,6 +224,7 @@ def test_insert_into_other_organisation_refused(migrated: psycopg.Connection, tw
     assert visible_ids(migrated, table) == {a.rows[table], b.rows[table]}
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_anon_cannot_insert(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """anon inserting a row for any organisation is refused (42501)."""
@@ -233,6 +241,7 @@ def test_update_own_row(migrated: psycopg.Connection, two_tenants, table: str) -
         assert edit(migrated, table, a.rows[table], str(uuid.uuid4())) == 1
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_update_other_organisation_changes_nothing(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """Another organisation's user, and anon, update 0 rows of an organisation's data."""
@@ -244,6 +253,7 @@ def test_update_other_organisation_changes_nothing(migrated: psycopg.Connection,
     assert migrated.execute(query, (a.rows[table],)).fetchone() != ("tampered",)
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_update_moving_row_to_other_organisation_refused(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """A user moving their row into another organisation is refused (42501) by WITH CHECK."""
@@ -252,6 +262,7 @@ def test_update_moving_row_to_other_organisation_refused(migrated: psycopg.Conne
         move_org(migrated, table, a.rows[table], b.org_id)
 
 
+@LEAK
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_delete_only_own_rows(migrated: psycopg.Connection, two_tenants, table: str) -> None:
     """Another organisation's user and anon delete 0 rows; the owner's user deletes theirs."""
@@ -271,6 +282,7 @@ def partitions_of_log(conn: psycopg.Connection) -> list[str]:
     return sorted(catalog.partitions(conn, "sync_activity_log"))
 
 
+@LEAK
 def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, two_tenants) -> None:
     """Naming a partition of sync_activity_log directly shows a user no other organisation's row."""
     a, b = two_tenants
@@ -286,6 +298,7 @@ def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, tw
     assert a.org_id not in {row[0] for row in seen}, f"user of org B reads org A's rows through partition {landed}"
 
 
+@LEAK
 @pytest.mark.parametrize("partition_index", [0, -1])
 def test_partition_named_directly_refuses_foreign_write(
     migrated: psycopg.Connection, two_tenants, partition_index: int
@@ -316,6 +329,7 @@ worlds = st.fixed_dictionaries(
 )
 
 
+@LEAK
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(world=worlds)
 def test_random_worlds_match_the_model(migrated: psycopg.Connection, world: dict) -> None:  # type: ignore[type-arg]

@@ -168,6 +168,7 @@ def refused_saying(conn: psycopg.Connection, sqlstate: str, message: str | None,
 # --- catalog ---------------------------------------------------------------------------
 
 
+@pytest.mark.existence("functions")
 def test_functions_exist(migrated: psycopg.Connection, design_difference) -> None:
     """The report's 5 functions exist in public; the 4 with a trigger event return trigger."""
     found = catalog.functions(migrated)

@@ -14,6 +14,7 @@ ENUMS = sorted(expected.ENUMS)
 ENUM_COLUMNS = expected.ENUM_COLUMNS  # (table, column, enum) the report names
 
 
+@pytest.mark.existence("enums")
 @pytest.mark.parametrize("enum", ENUMS)
 def test_enum_labels_in_order(migrated: psycopg.Connection, enum: str) -> None:
     """Each enum has exactly the report's labels, in the report's order."""

@@ -76,8 +76,12 @@ def test_sql_error_is_reported_with_file_and_line_and_blocks_dependent_checks(re
             "severity": "CRITICAL",
             "message": 'CREATE TABLE sync_progress ( - relation "organizations" does not exist',
             "location": f"{run.signoff['migration']['path']}:{line}:37",
+            "checks": critical[0]["checks"],
+            "tasks": [1, 2, 3, 4, 5, 6, 7],
         }
     ]
+    assert critical[0]["checks"] > 200, "the checks it BLOCKED count under the one cause"
+    assert len(run.signoff["blocking_issues"]) == 1, run.signoff["blocking_issues"]
     assert "migration 0024 did not apply" in run.task(5)["comments"]
     assert run.exit_code == 1
 

@@ -166,3 +166,38 @@ def test_stopping_the_volume_while_it_is_being_made_ends_its_thread(nested_cache
     phases.unlink()
     (scratch / "v.log").unlink(missing_ok=True)
     scratch.rmdir()
+
+
+INTERRUPTED_START = """
+import os, signal, sys, threading
+from readiness import server
+executor = server.new_executor(server.find_pg_ctl(None))
+print(executor.datadir, flush=True)
+executor.command_parts = ["sh", "-c", 'sleep 1; exec "$@"', "sh", *executor.command_parts]  # pg_ctl, a second late
+threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    executor.start()
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+finally:
+    server.stop(executor)
+"""
+
+
+def test_interrupt_while_pg_ctl_starts_the_server_leaves_no_server(tmp_path: Path) -> None:
+    """Ctrl-C while `pg_ctl start` runs (in a session of its own): the start is waited out and the server
+    stopped before the run ends, never left starting on, orphaned."""
+    scratch = Path(tempfile.mkdtemp(dir=server.scratch_dir(server.CLUSTER_ROOM)))
+    scratch.chmod(0o755)  # as root, the server's own user works inside
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_START], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=END_LIMIT_S, env={**os.environ, server.SCRATCH_ENV: str(scratch)},
+    )  # fmt: skip
+    lines = run.stdout.split()
+    assert lines[1:] == ["interrupted"], run.stdout + run.stderr[-2000:]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    left = [line for line in ps.splitlines() if lines[0] in line]
+    assert left == [], f"processes of the interrupted start still running: {left}"
+    assert list(scratch.iterdir()) == [], "cluster directories left behind"
+    scratch.rmdir()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.suite.conftest import mutate
+
 pytestmark = pytest.mark.suite
 
 CHROMIUM_FLAGS = [
@@ -41,3 +43,20 @@ def test_report_opens_on_the_sign_off_in_a_browser(readiness_run, tmp_path: Path
     assert "PASS</span>" in dom and "NOT RUN</span>" in dom
     rows = re.findall(r'class="results-table-row (\w+)"', dom)
     assert rows.count("passed") == run.task(5)["passed"] == 14, rows
+
+
+def test_failing_report_reads_like_the_seed_in_a_browser(readiness_run, tmp_path: Path) -> None:
+    """A failing run in Chromium: the 8-task table without a repeated Pass/Fail column, its blocking issue with the
+    checks it affects, and the failing row showing what was expected and found, not a traceback."""
+    run = readiness_run(mutate("'paused', 'timeout'", "'paused'"), "tests/test_05_enums.py")
+    dom = rendered(tmp_path / "reports" / "readiness.html", tmp_path / "chromium")
+    assert "<th>Pass/Fail</th>" not in dom
+    assert (
+        dom.index("<h3>Blocking Issues</h3>") < dom.index("<h3>Recommendations</h3>") < dom.index('id="results-table"')
+    )
+    issue = run.signoff["blocking_issues"][0]
+    assert "enum sync_status_type" in issue["message"] and issue["checks"] == 1, issue
+    assert "1 check (task 5)" in dom
+    failed = dom[dom.index('class="results-table-row failed"') :]
+    log = failed[failed.index('class="log"') : failed.index("</div>", failed.index('class="log"'))]
+    assert "enum sync_status_type: expected labels" in log and "Traceback" not in log and "def test_" not in log, log

@@ -76,4 +76,32 @@ def test_json_contract() -> None:
         "severity": "HIGH",
         "message": "failed in task 1",
         "location": "tests/test_01_x.py::test_1[0]",
+        "checks": 1,
+        "tasks": (1,),
     }
+    assert data["recommendations"] == [] and data["design_differences"] == []
+
+
+def test_one_blocking_issue_per_cause_with_its_checks() -> None:
+    """Checks failing with one message, and checks BLOCKED by a cause a failing check names, are one issue each,
+    counting the checks and their tasks; a recorded issue keeps its own severity; blocked causes no check
+    names are one issue each too."""
+    signoff = SignOff(Path("m.sql"), Path("r.sql"))
+    missing = "0024 did not create the table(s) sync_progress"
+    signoff.record(CheckOutcome(f"{MODULES[1]}[exists]", FAILED, "table sync_progress was not created", cause=missing))
+    for number in (2, 3, 3):
+        signoff.record(CheckOutcome(f"{MODULES[number]}[{len(signoff.outcomes)}]", BLOCKED, missing))
+    for i in range(2):
+        signoff.record(CheckOutcome(f"{MODULES[5]}[same {i}]", FAILED, "enum sync_action: a label is missing"))
+    signoff.record(CheckOutcome(f"{MODULES[2]}[leak]", FAILED, "org B reads org A's rows", severity="CRITICAL"))
+    signoff.record(CheckOutcome(f"{MODULES[8]}[other]", BLOCKED, "the rollback file does not parse"))
+    for number in (4, 6, 7):
+        signoff.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED))
+    found = {(i.severity, i.message, i.checks, i.tasks) for i in signoff.blocking_issues}
+    assert found == {
+        ("HIGH", missing, 4, (1, 2, 3)),
+        ("HIGH", "enum sync_action: a label is missing", 2, (5,)),
+        ("CRITICAL", "org B reads org A's rows", 1, (2,)),
+        ("HIGH", "checks blocked: the rollback file does not parse", 1, (8,)),
+    }
+    assert signoff.blocking_issues[0].severity == "CRITICAL"

@@ -1,0 +1,41 @@
+"""Root causes: a check whose subject the migration did not create is BLOCKED by that missing object.
+
+The existence checks (marked `existence`) fail and name what is missing; every other check that then
+fails is BLOCKED by it instead of failing with the driver's UndefinedTable, so the sign-off lists one
+blocking issue per cause with the number of checks it blocks, as the report marks tasks BLOCKED.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# kind of object -> the cause a missing one is reported as (its names filled in)
+MISSING = {
+    "tables": "0024 did not create the table(s) {} the report requires (its sections 3 and 6): every check of them "
+    "is BLOCKED until it does",
+    "enums": "0024 did not create the enum type(s) {} the report requires (its section 5, labels in order)",
+    "columns": "0024 did not create the column(s) {} the report names (by its indexes, keys or functions): every "
+    "check that needs them is BLOCKED until it does; a column named otherwise must be renamed",
+    "functions": "0024 did not create the function(s) {} the report requires (its section 4, with the event each "
+    "fires on): the checks of what they do are BLOCKED until it does",
+}
+# Without these nothing else can be checked; a missing function blocks only the checks of what it does.
+BLOCKS_EVERYTHING = ("tables", "enums", "columns")
+BLOCKS_TASK = {"functions": 4}
+MISSING_KEY = pytest.StashKey[dict[str, list[str]]]()
+
+
+def cause_of(kind: str, missing: dict[str, list[str]]) -> str:
+    """The cause a missing kind of object is reported as."""
+    return MISSING[kind].format(", ".join(missing[kind]))
+
+
+def blocked_by(task: int, missing: dict[str, list[str]]) -> str | None:
+    """What blocks a failing check of `task`, when the migration did not create what it needs; else None."""
+    for kind in BLOCKS_EVERYTHING:
+        if missing.get(kind):
+            return cause_of(kind, missing)
+    for kind, blocked_task in BLOCKS_TASK.items():
+        if missing.get(kind) and task == blocked_task:
+            return cause_of(kind, missing)
+    return None
