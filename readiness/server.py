@@ -120,6 +120,25 @@ def run_as_server_user(pg_ctl: Path, workdir: Path) -> Path:
     return wrapper
 
 
+def run_to_its_end(command: list[str], env: dict[str, str], limit: float) -> tuple[int, str]:
+    """Run `command` in a session of its own (Ctrl-C reaches the run, not it) and return its exit status and
+    output. Interrupted, it is waited for (at most `limit` seconds) before the interrupt goes on, so that what
+    it starts (initdb's files, a server forked by pg_ctl) is finished, seen and cleaned up by the run."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output = process.communicate(timeout=limit)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    except BaseException:
+        process.wait(timeout=limit)
+        raise
+    return process.returncode, output
+
+
 class ServerStartError(Exception):
     """A cluster did not start: the message names its log."""
 
@@ -169,31 +188,25 @@ class Executor(PostgreSQLExecutor):
         system is starting up" under load, and its polling outlived a server stopped meanwhile.
         """
         self.init_directory()
-        starting = subprocess.Popen(
-            self.command_parts,
-            env={**os.environ, **self.envvars},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # Ctrl-C reaches the run, which stops the server; not the server itself
-        )
+        limit = START_LIMIT_S + 30
         try:
-            output = starting.communicate(timeout=START_LIMIT_S + 30)[0]
-        except subprocess.TimeoutExpired:
-            starting.kill()
+            code, output = run_to_its_end(self.command_parts, {**os.environ, **self.envvars}, limit)
+        except BaseException as error:  # interrupted, or pg_ctl did not return: stop what it started
             if self.running():
                 self.stop()
-            raise ServerStartError(self, f"pg_ctl start did not return within {START_LIMIT_S + 30} s") from None
-        except BaseException:
-            # Interrupted while pg_ctl starts the server: let it finish (it is bounded by -t), so that the
-            # server it forked is seen and stopped, instead of starting on, orphaned, after the run ended.
-            starting.wait(timeout=START_LIMIT_S + 30)
-            if self.running():
-                self.stop()
+            if isinstance(error, subprocess.TimeoutExpired):
+                raise ServerStartError(self, f"pg_ctl start did not return within {limit} s") from None
             raise
-        if starting.returncode != 0:
+        if code != 0:
             raise ServerStartError(self, output.strip())
         return self
+
+    def _run_initdb(self, command: list[str]) -> None:
+        """pytest-postgresql's initdb, run to its end even when interrupted: nothing writes in the data
+        directory once the run removes it."""
+        code, output = run_to_its_end(command, self._initdb_env(), START_LIMIT_S + 30)
+        if code != 0:
+            raise ServerStartError(self, f"initdb failed: {output.strip()}")
 
     def reseed(self, seed: Path) -> None:
         """Drop the data directory; the next start makes it from `seed` instead."""

@@ -173,6 +173,8 @@ import os, signal, sys, threading
 from readiness import server
 executor = server.new_executor(server.find_pg_ctl(None))
 print(executor.datadir, flush=True)
+if sys.argv[1] == "pg_ctl start":
+    executor.init_directory()  # the cluster from the cache first: the signal then lands in pg_ctl start
 executor.command_parts = ["sh", "-c", 'sleep 1; exec "$@"', "sh", *executor.command_parts]  # pg_ctl, a second late
 threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 try:
@@ -185,14 +187,18 @@ finally:
 """
 
 
-def test_interrupt_while_pg_ctl_starts_the_server_leaves_no_server(tmp_path: Path) -> None:
-    """Ctrl-C while `pg_ctl start` runs (in a session of its own): the start is waited out and the server
-    stopped before the run ends, never left starting on, orphaned."""
+@pytest.mark.parametrize("during", ["initdb", "pg_ctl start"])
+def test_interrupt_while_the_server_is_made_leaves_nothing(during: str, tmp_path: Path) -> None:
+    """Ctrl-C during initdb (an empty cluster cache) or while `pg_ctl start` runs: each, in a session of its
+    own, is waited out and what it made is stopped and removed before the run ends; nothing is left."""
     scratch = Path(tempfile.mkdtemp(dir=server.scratch_dir(server.CLUSTER_ROOM)))
     scratch.chmod(0o755)  # as root, the server's own user works inside
+    env = {**os.environ, server.SCRATCH_ENV: str(scratch)}
+    if during == "initdb":
+        env[cache.ROOT_ENV] = str(tmp_path / "empty-cache")
     run = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_START], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=END_LIMIT_S, env={**os.environ, server.SCRATCH_ENV: str(scratch)},
+        [sys.executable, "-c", INTERRUPTED_START, during], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=END_LIMIT_S, env=env,
     )  # fmt: skip
     lines = run.stdout.split()
     assert lines[1:] == ["interrupted"], run.stdout + run.stderr[-2000:]
