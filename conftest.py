@@ -139,16 +139,26 @@ def target_dsn(pytestconfig: pytest.Config) -> str | None:
 def target_session(target_dsn: str, pytestconfig: pytest.Config, timeouts: Timeouts) -> Iterator[TargetSession]:
     """The run's one transaction on the target: 0024 dry-run inside it, everything rolled back at the end."""
     try:
-        session = TargetSession(target_dsn, timeouts, pytestconfig.option.migration, pytestconfig.getoption("pg_major"))
+        session = TargetSession(
+            target_dsn, timeouts, pytestconfig.option.migration, pytestconfig.option.rollback,
+            pytestconfig.getoption("pg_major"),
+        )  # fmt: skip
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
-    pytestconfig.stash[SIGNOFF_KEY].environment.update(
-        server_version=session.version, target=f"{describe(target_dsn)} (dry run, rolled back)"
+    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    held = session.state.held
+    signoff.target_state = held.state
+    signoff.environment.update(
+        server_version=session.version,
+        target=f"{describe(target_dsn)} (rolled back)",
+        target_state=held.describe(),
     )
-    record_pre_existing(pytestconfig.stash[SIGNOFF_KEY], session.state)
+    say(pytestconfig, f"target {describe(target_dsn)}: {held.describe()}")
+    record_pre_existing(signoff, session.state)
     try:
         yield session
     finally:
+        record_moved_sequences(signoff, session)  # at the last test's teardown: before the sign-off is written
         session.close()
 
 
@@ -170,6 +180,12 @@ def migration_state(
     signoff.figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
     record_pre_existing(signoff, state)
     return state
+
+
+def record_moved_sequences(signoff: SignOff, session: TargetSession) -> None:
+    """The target's sequences the run advanced: the one change a rollback cannot undo."""
+    moved = session.moved_sequences()
+    signoff.environment["sequences advanced by the run (nextval() is never rolled back)"] = "; ".join(moved) or "none"
 
 
 def record_pre_existing(signoff: SignOff, state: MigrationState) -> None:
@@ -247,7 +263,12 @@ def premigration_connection(
 def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iterator[psycopg.Connection]:
     """The database before 0024, inside a transaction rolled back after the test."""
     if target_dsn:
-        with request.getfixturevalue("target_session").before_migration() as conn:
+        session = request.getfixturevalue("target_session")
+        if session.state.partial:
+            pytest.skip(f"{BLOCKED_PREFIX}{session.state.partial}")
+        if session.state.rollback_error is not None:
+            pytest.skip(f"{BLOCKED_PREFIX}the rollback fails on the deployed 0024: {session.state.rollback_error}")
+        with session.before_migration() as conn:
             yield conn
         return
     conn = request.getfixturevalue("premigration_connection")

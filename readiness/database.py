@@ -16,6 +16,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from readiness import SQL_DIR, catalog, expected, lint, snapshot
 from readiness.apply import ApplyError, apply_file
+from readiness.deployment import TargetState
 from readiness.snapshot import Snapshot
 
 PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
@@ -73,6 +74,12 @@ class MigrationState:
     baseline: Snapshot = field(default_factory=dict)  # the catalog before the migration under test
     lint_before: dict[str, frozenset[str]] = field(default_factory=dict)  # linter findings before it
     on_target: bool = False  # an existing database given by DSN, not the ephemeral cluster
+    held: TargetState | None = None  # on a target: what it held of the file before the run
+    deployed: Snapshot = field(default_factory=dict)  # 0024 present: the catalog as deployed
+    file_built: Snapshot | None = None  # 0024 present: the catalog once the rollback, then the file, ran on it
+    rollback_error: ApplyError | None = None  # 0024 present: the rollback failed on the deployed objects
+    file_error: ApplyError | None = None  # 0024 present: the file failed once its rollback ran
+    partial: str | None = None  # 0024 partly present: what exists, what is missing, the way out
 
     @property
     def applied(self) -> bool:
@@ -80,6 +87,8 @@ class MigrationState:
 
     @property
     def blocked_reason(self) -> str | None:
+        if self.partial:
+            return self.partial
         if self.missing_prerequisites:
             return f"missing prerequisites: {', '.join(self.missing_prerequisites)}"
         if self.error is not None:
@@ -122,7 +131,12 @@ def inspect(conn: psycopg.Connection, state: MigrationState) -> None:
     state.missing_prerequisites = missing_prerequisites(conn)
     state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
     state.baseline = snapshot.take(conn)
-    state.lint_before = {name: frozenset(rule(conn)) for name, rule in lint.RULES.items()}
+    state.lint_before = lint_findings(conn)
+
+
+def lint_findings(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+    """The linter's findings on the database as it is, by rule."""
+    return {name: frozenset(rule(conn)) for name, rule in lint.RULES.items()}
 
 
 def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> MigrationState:

@@ -118,11 +118,12 @@ class Footprint:
     locks: dict[str, tuple[str, ...]]  # pre-existing relation -> the lock modes taken on it, weakest first
     kinds: dict[str, str]  # pre-existing relation -> pg_class.relkind
     rewritten: tuple[str, ...]  # pre-existing tables whose relfilenode changed
+    masked: tuple[str, ...] = ()  # relations the transaction held locks on before: those modes are not seen
 
     def __str__(self) -> str:
-        return (
-            ", ".join(f"{name}: {'+'.join(modes)}" for name, modes in self.locks.items()) or "no pre-existing relation"
-        )
+        found = ", ".join(f"{name}: {'+'.join(m)}" for name, m in self.locks.items()) or "no pre-existing relation"
+        masked = f" (modes held before it, by the rollback run first, are not seen on {', '.join(self.masked)})"
+        return found + (masked if self.masked else "")
 
     def blocks_writes(self) -> list[str]:
         """The pre-existing relations locked in a mode that conflicts with ROW EXCLUSIVE: writes to them wait."""
@@ -138,15 +139,17 @@ class Footprint:
 def lock_footprint(conn: Connection, run: Callable[[], object]) -> Footprint:
     """Call `run` (a migration applied in `conn`'s open transaction) and trace its locks on pre-existing relations.
 
-    Call it on a transaction that has taken no lock on a user relation yet: the locks are read back
-    from pg_locks for this backend before the transaction ends.
+    The locks are read back from pg_locks for this backend before the transaction ends. A mode the
+    transaction held before (on a deployed 0024, its rollback runs first) cannot be told from the
+    migration's own: such relations are listed as masked.
     """
     before = {oid: (name, kind, filenode) for oid, name, kind, filenode in conn.execute(USER_RELATIONS)}
+    held_before = set(conn.execute(OWN_RELATION_LOCKS).fetchall())
     run()
     after = {oid: filenode for oid, _, _, filenode in conn.execute(USER_RELATIONS)}
     held: dict[str, set[str]] = {}
     for oid, mode in conn.execute(OWN_RELATION_LOCKS):
-        if oid in before:
+        if oid in before and (oid, mode) not in held_before:
             held.setdefault(before[oid][0], set()).add(mode)
     rewritten = tuple(
         sorted(
@@ -159,6 +162,7 @@ def lock_footprint(conn: Connection, run: Callable[[], object]) -> Footprint:
         locks={name: tuple(sorted(modes, key=LOCK_MODES.index)) for name, modes in sorted(held.items())},
         kinds={name: kind for name, kind, _ in before.values()},
         rewritten=rewritten,
+        masked=tuple(sorted({before[oid][0] for oid, _ in held_before if oid in before})),
     )
 
 

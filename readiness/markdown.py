@@ -42,12 +42,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
         "",
         "## Executive Summary",
         "",
-        "Migration 0024 (Sync Preview, Progress & Logging) "
-        + (
-            "**can be deployed**: all 8 validation tasks pass."
-            if approved
-            else f"**CANNOT be deployed** yet: {len(signoff.blocking_issues)} blocking issue(s), listed below."
-        ),  # fmt: skip
+        "Migration 0024 (Sync Preview, Progress & Logging). " + signoff.purpose,
         "",
         "---",
         "",

@@ -73,6 +73,7 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "<h2>Migration 0024 Production Readiness Sign-Off</h2>",
         f'<div class="verdict" id="verdict" style="background:{STATUS_COLOURS[verdict]}">'
         f"Production Deployment Authorization: {escape(verdict)}</div>",
+        f'<p id="purpose">{escape(signoff.purpose).replace("**", "")}</p>',
         "<h3>Summary</h3>",
         table(
             ["Validation Task", "Status", "Comments"],
@@ -153,7 +154,7 @@ def environment(signoff: SignOff) -> list[tuple[str, str]]:
 def terminal_table(signoff: SignOff) -> list[str]:
     """The 8-task table, blocking issues and verdict printed at the end of the terminal output."""
     width = max(len(t.name) for t in signoff.tasks) + 4
-    lines = [f"{'Validation Task':<{width}} {'Status':<8} Comments"]
+    lines = [signoff.purpose.replace("**", ""), f"{'Validation Task':<{width}} {'Status':<8} Comments"]
     for task in signoff.tasks:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:

@@ -120,6 +120,7 @@ class SignOff:
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
     recommendations: dict[Issue, None] = field(default_factory=dict)  # in the order found, once each
     design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
+    target_state: str = "ephemeral"  # or what a target held of 0024: absent, present, partial (readiness.deployment)
 
     def record(self, outcome: CheckOutcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -145,6 +146,20 @@ class SignOff:
         for number, task in results.items():
             task.comments = worst[number][1] if number in worst and task.status != "PASS" else _summary(task)
         return list(results.values())
+
+    @property
+    def purpose(self) -> str:
+        """What the run was, then what its verdict means for it."""
+        deployed = self.target_state == "present"
+        if self.verdict == "APPROVED":
+            outcome = "The deployed 0024 **meets the report**" if deployed else "Migration 0024 **can be deployed**"
+            return f"{PURPOSE[self.target_state]} {outcome}: all 8 validation tasks pass."
+        outcome = (
+            "The deployed 0024 **does NOT meet the report**"
+            if deployed
+            else "Migration 0024 **CANNOT be deployed** yet"
+        )
+        return f"{PURPOSE[self.target_state]} {outcome}: {len(self.blocking_issues)} blocking issue(s), listed below."
 
     @property
     def verdict(self) -> str:
@@ -216,6 +231,7 @@ class SignOff:
     def to_json(self) -> dict[str, object]:
         return {
             "verdict": self.verdict,
+            "target_state": self.target_state,
             "server_version": self.environment.get("server_version", "unknown"),
             "migration": {"path": str(self.migration), "sha256": sha256(self.migration)},
             "rollback": {"path": str(self.rollback), "sha256": sha256(self.rollback)},
@@ -240,6 +256,19 @@ class SignOff:
             "measurements": self.figures,
             "hypothesis_examples": {"total": sum(self.examples.values()), "by_test": self.examples},
         }
+
+
+# What the run was, by what the database under test held of 0024 (readiness.deployment): the sign-off says it first.
+PURPOSE = {
+    "ephemeral": "This run gates the deploy: 0024 was applied to an ephemeral PostgreSQL holding its prerequisites "
+    "and 0023.",
+    "absent": "This run gates the deploy to the target: 0024 is not on it yet, and was dry-run there in one "
+    "transaction, rolled back.",
+    "present": "This run verifies a deploy: 0024 is on the target, and its deployed objects were checked in place, "
+    "in one transaction, rolled back.",
+    "partial": "0024 is partly on the target: a deploy stopped half-way. Nothing of it is checked until the target "
+    "holds all of it or none; the blocking issue says what exists, what is missing and which way out works.",
+}
 
 
 PREREQUISITE_CHECKS = ("Schema prerequisites exist", "Auth infrastructure exists", "User mapping table exists")

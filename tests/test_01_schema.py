@@ -43,7 +43,11 @@ def test_migration_0023_applied(readonly_db: psycopg.Connection) -> None:
 
 @pytest.mark.check("Migration can execute")
 def test_migration_0024_applies_cleanly(migration_state: MigrationState, blocking_issue) -> None:
-    """Every statement of the 0024 under test runs without error, after the prerequisites and 0023."""
+    """Every statement of the 0024 under test runs without error, after the prerequisites and 0023; a target
+    holds all of it or none of it (a deploy stopped half-way is the one CRITICAL cause)."""
+    if migration_state.partial:
+        blocking_issue({"severity": "CRITICAL", "message": migration_state.partial, "location": "the target"})
+    assert not migration_state.partial, migration_state.partial
     error = migration_state.error
     if error is not None:
         blocking_issue(apply_error_issue(error))

@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import catalog, factories, snapshot, volume_cluster
+from readiness import catalog, deployment, drift, factories, snapshot, volume_cluster
 from readiness.apply import TRANSACTION_CONTROL as _TXN
 from readiness.apply import ApplyError, apply_file, split
 from readiness.database import MigrationState
-from readiness.signoff import NA_PREFIX
+from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX
 
 pytestmark = pytest.mark.readiness
 
@@ -24,8 +24,15 @@ ROLLBACK_VOLUME = 10_000  # activity-log rows present when the rollback is timed
 @pytest.fixture(scope="session")
 def applied(migration_state: MigrationState) -> None:
     """0024 applies to the database under test; if not, there is nothing to roll back: N/A, as in the report."""
+    if migration_state.partial:  # the way out is tried and named by the one cause, task 1's
+        pytest.skip(f"{BLOCKED_PREFIX}{migration_state.partial}")
     if migration_state.blocked_reason:
         pytest.skip(f"{NA_PREFIX}0024 was never applied ({migration_state.blocked_reason}), nothing to roll back")
+
+
+def deployed(migration_state: MigrationState) -> bool:
+    """Whether the database under test is a target that held 0024 before the run."""
+    return migration_state.held is not None and migration_state.held.state == deployment.PRESENT
 
 
 def run_rollback(conn: psycopg.Connection, rollback: Path, state: str) -> None:
@@ -42,9 +49,18 @@ def leftovers(before: snapshot.Snapshot, after: snapshot.Snapshot) -> str:
 def test_round_trip_leaves_no_trace(
     applied: None, migrated: psycopg.Connection, migration_state: MigrationState, migration: Path, rollback: Path
 ) -> None:
-    """After apply then rollback the catalog equals the one before 0024; applying again recreates it exactly."""
+    """After apply then rollback the catalog equals the one before 0024; applying again recreates it exactly.
+    With 0024 deployed: the rollback removes every object of the file, and nothing that is not 0024's."""
     applied = snapshot.take(migrated)
-    run_rollback(migrated, rollback, "fully applied")
+    run_rollback(migrated, rollback, "deployed" if deployed(migration_state) else "fully applied")
+    if deployed(migration_state):
+        objects = deployment.created_objects(migration)
+        left = deployment.read(migrated, objects).existing
+        assert not left, f"the rollback leaves 0024's {', '.join(map(str, left))} on the deployed database"
+        after = snapshot.take(migrated)
+        others = [line for line in snapshot.diff(applied, after) if not deployment.owned(line, objects)]
+        assert not others, "the rollback changes objects that are not 0024's:\n" + "\n".join(others[:20])
+        return
     after = snapshot.take(migrated)
     assert after == migration_state.baseline, "rollback leaves objects behind:\n" + leftovers(
         migration_state.baseline, after
@@ -54,6 +70,30 @@ def test_round_trip_leaves_no_trace(
     assert again == applied, "0024 applied after its rollback differs from the first apply:\n" + leftovers(
         applied, again
     )
+
+
+def test_deployed_objects_match_the_file(
+    applied: None, migration_state: MigrationState, blocking_issue, recommendation
+) -> None:
+    """With 0024 deployed, its objects are what the file creates: drift from the report's contract blocks,
+    drift in what the report leaves open is a recommendation (the repository's file is not what was deployed)."""
+    if not deployed(migration_state):
+        pytest.skip(f"{NA_PREFIX}0024 is not deployed on the database under test: the file is what the checks ran on")
+    if migration_state.rollback_error or migration_state.file_error:
+        failed = migration_state.rollback_error or migration_state.file_error
+        pytest.skip(f"{BLOCKED_PREFIX}the rollback and the file could not rebuild 0024 to compare: {failed}")
+    assert migration_state.file_built is not None
+    found = drift.compare(migration_state.deployed, migration_state.file_built)
+    for difference in found:
+        if not difference.contract:
+            recommendation("MEDIUM", f"drift from the file: {difference}", "the target")
+    contract = [str(difference) for difference in found if difference.contract]
+    if contract:
+        blocking_issue(
+            {"severity": "HIGH", "message": "the deployed 0024 drifted from the report's contract: "
+             + "; ".join(contract), "location": "the target"}
+        )  # fmt: skip
+    assert not contract, "the deployed 0024 differs from its file in what the report requires:\n" + "\n".join(contract)
 
 
 def test_rollback_when_never_applied(applied: None, premigration: psycopg.Connection, rollback: Path) -> None:

@@ -8,14 +8,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import PROJECT_ROOT, cache, server
+from readiness.apply import apply_file
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from tests.suite.targets import PASSWORD
 
 # Nested runs prove verdicts, not speed: the smallest volume on which the plans are already those of 1M rows.
 NESTED_VOLUME = 100_000
@@ -87,3 +93,25 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
 def mutate_rollback(old: str, new: str) -> str:
     """The rollback with `old` replaced by `new` (exactly once)."""
     return mutate(old, new, source=DEFAULT_ROLLBACK.read_text())
+
+
+@pytest.fixture
+def target(pg_server: PostgreSQLExecutor) -> Iterator[Callable[..., str]]:
+    """A factory of databases on the test server, built from SQL files; returns a DSN with a password in it."""
+    admin = psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
+    admin.autocommit = True
+    created = []
+
+    def make(*files: Path) -> str:
+        name = f"target_{uuid.uuid4().hex[:8]}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname=name) as conn:
+            for path in files:
+                apply_file(conn, path)
+        return f"postgresql://{pg_server.user}:{PASSWORD}@{pg_server.host}:{pg_server.port}/{name}"
+
+    yield make
+    for name in created:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()

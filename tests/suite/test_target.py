@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import SQL_DIR, snapshot
-from readiness.apply import apply_file, first_reference
+from readiness import SQL_DIR
+from readiness.apply import first_reference
 from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from tests.suite.targets import OPERATIONAL, PASSWORD, state_of
 
 pytestmark = pytest.mark.suite
 
-OPERATIONAL = SQL_DIR / "lookalike" / "operational.sql"
 # The seed report's sections, in its order (Root Cause Analysis and Migration Sequencing are prose
 # a person writes). Ours adds Measurements when a figure was measured: none on the lookalike, where
 # 0024 does not execute (its linter findings before 0024 are recommendations now).
@@ -28,41 +26,6 @@ REPORT_HEADINGS = [
     "## Executive Summary", "## Detailed Validation Results", "## Recommendations",
     "## Rollback Procedure", "## Summary Table", "## Sign-Off",
 ]  # fmt: skip
-PASSWORD = "s3cret-Pa55word"  # trust authentication ignores it; it must never show in any output
-
-
-@pytest.fixture
-def target(pg_server: PostgreSQLExecutor) -> Iterator[Callable[..., str]]:
-    """A factory of databases on the test server, built from SQL files; returns a DSN with a password in it."""
-    admin = psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
-    admin.autocommit = True
-    created = []
-
-    def make(*files: Path) -> str:
-        name = f"target_{uuid.uuid4().hex[:8]}"
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        created.append(name)
-        with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname=name) as conn:
-            for path in files:
-                apply_file(conn, path)
-        return f"postgresql://{pg_server.user}:{PASSWORD}@{pg_server.host}:{pg_server.port}/{name}"
-
-    yield make
-    for name in created:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
-
-
-def state_of(dsn: str) -> tuple[snapshot.Snapshot, dict[str, tuple[int, str]]]:
-    """The target's catalog and every table's row fingerprint."""
-    with psycopg.connect(dsn) as conn:
-        tables = [
-            f"{schema}.{name}"
-            for schema, name in conn.execute(
-                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('public', 'auth')"
-            )
-        ]
-        return snapshot.take(conn), {table: snapshot.fingerprint(conn, table) for table in tables}
 
 
 def blocked_tests(report_dir: Path) -> set[str]:
@@ -119,7 +82,10 @@ def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readi
     assert state_of(dsn) == before, "the run left residue in the target"
     outputs = [run.output] + [path.read_text() for path in (tmp_path / "reports").iterdir() if path.is_file()]
     assert not [text for text in outputs if PASSWORD in text], "the DSN's password appears in the output or reports"
-    assert "(dry run, rolled back)" in run.signoff["environment"]["target"]
+    assert "(rolled back)" in run.signoff["environment"]["target"]
+    assert run.signoff["target_state"] == "absent", run.output
+    assert "gates its deploy" in run.signoff["environment"]["target_state"]
+    assert "This run gates the deploy to the target" in (tmp_path / "reports" / "readiness.md").read_text()
 
 
 def test_organisation_without_auth_is_blocked(readiness_run, target) -> None:

@@ -1,0 +1,131 @@
+"""Verifying a target after deploy: 0024 present (matching its file or drifted) and partly present, no residue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from tests.suite.conftest import mutate_rollback
+from tests.suite.targets import state_of
+
+pytestmark = pytest.mark.suite
+
+DEPLOYED = (*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION)
+
+
+def sql_file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.sql"
+    path.write_text(text)
+    return path
+
+
+def drift_findings(run) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r["message"] for r in run.signoff["recommendations"] if r["message"].startswith("drift from the file")]
+
+
+def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_path: Path) -> None:
+    """0024 deployed as its file creates it: verified in place, APPROVED, no drift, the target unchanged; a
+    sequence the test rows advance (organization with a bigserial column) is named in the sign-off."""
+    serial = sql_file(tmp_path, "serial", "ALTER TABLE organization ADD COLUMN seq bigserial;")
+    dsn = target(*PREREQUISITES, MIGRATION_0023, serial, DEFAULT_MIGRATION)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "APPROVED" and run.exit_code == 0, run.output
+    assert run.signoff["target_state"] == "present"
+    environment = run.signoff["environment"]
+    assert "verifies the deployed objects in place" in environment["target_state"]
+    assert (
+        "public.organization_seq_seq" in environment["sequences advanced by the run (nextval() is never rolled back)"]
+    )
+    assert drift_findings(run) == []
+    assert "never applied" not in run.output
+    assert run.statuses()[8] == "PASS", run.task(8)
+    markdown = (tmp_path / "reports" / "readiness.md").read_text()
+    assert "This run verifies a deploy" in markdown and "The deployed 0024 **meets the report**" in markdown
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_deployed_with_drift_from_the_contract_is_blocked(readiness_run, target, tmp_path: Path) -> None:
+    """A policy widened to USING (true) and a report index dropped after the deploy: NOT APPROVED; the leak is
+    CRITICAL, the dropped index is contract drift (both sides shown), the policy text drift is listed."""
+    drift = sql_file(
+        tmp_path, "drift",
+        "ALTER POLICY sync_progress_select ON sync_progress USING (true);\nDROP INDEX idx_sync_progress_entity;",
+    )  # fmt: skip
+    dsn = target(*DEPLOYED, drift)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "NOT APPROVED" and run.exit_code == 1, run.output
+    assert run.signoff["target_state"] == "present"
+    statuses = run.statuses()
+    assert statuses[2] == "FAIL" and statuses[3] == "FAIL" and statuses[8] == "FAIL", statuses
+    issues = run.signoff["blocking_issues"]
+    assert any(i["severity"] == "CRITICAL" and "sync_progress" in i["message"] for i in issues), issues
+    contract = [i for i in issues if i["message"].startswith("the deployed 0024 drifted from the report's contract")]
+    assert len(contract) == 1, issues
+    assert "idx_sync_progress_entity: deployed: (absent) | the file creates: CREATE INDEX" in contract[0]["message"]
+    widened = [m for m in drift_findings(run) if "sync_progress_select" in m]
+    assert len(widened) == 1 and "using=true" in widened[0] and "auth.uid()" in widened[0], drift_findings(run)
+    assert "The deployed 0024 **does NOT meet the report**" in (tmp_path / "reports" / "readiness.md").read_text()
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_deployed_with_drift_in_what_the_report_leaves_open_is_approved(readiness_run, target, tmp_path) -> None:
+    """A default changed after the deploy (the report leaves defaults open): APPROVED, the drift a recommendation."""
+    drift = sql_file(
+        tmp_path, "drift", "ALTER TABLE sync_progress ALTER COLUMN updated_at SET DEFAULT clock_timestamp();"
+    )
+    dsn = target(*DEPLOYED, drift)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "APPROVED" and run.exit_code == 0, run.output
+    assert drift_findings(run) == [
+        "drift from the file: columns public.sync_progress.updated_at: deployed: public.sync_progress.updated_at "
+        "timestamp with time zone not null default clock_timestamp() | the file creates: "
+        "public.sync_progress.updated_at timestamp with time zone not null default now()"
+    ]
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_partly_deployed_is_one_critical_cause_with_its_way_out(readiness_run, target, tmp_path: Path) -> None:
+    """A deploy that stopped after the enums: one CRITICAL issue listing what exists and what is missing, and the
+    ways out tried in the dry run; every other check BLOCKED by it; the target unchanged."""
+    source = DEFAULT_MIGRATION.read_text()
+    enums_only = sql_file(tmp_path, "enums", source[: source.index("CREATE TABLE sync_preview_cache")])
+    dsn = target(*PREREQUISITES, MIGRATION_0023, enums_only)
+    before = state_of(dsn)
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "NOT APPROVED" and run.exit_code == 1, run.output
+    assert run.signoff["target_state"] == "partial"
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1 and issues[0]["severity"] == "CRITICAL", issues
+    message = issues[0]["message"]
+    assert "4 of the file's 46 objects exist (4 types: sync_type, sync_action, sync_entity_type, sync_status_type)" in (
+        message
+    )
+    assert "missing: 4 tables: sync_preview_cache, sync_progress, sync_activity_log, sync_activity_log_default" in (
+        message
+    )
+    assert "the rollback leaves the target clean and 0024 then applies: this way out WORKS" in message
+    assert "applying the rest of the file (from " in message and ":33:1, table sync_preview_cache) WORKS" in message
+    statuses = run.statuses()
+    assert statuses[1] == "FAIL" and all(statuses[n] == "BLOCKED" for n in range(2, 9)), statuses
+    assert "never applied" not in run.output
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_rollback_that_drops_what_is_not_0024s_fails_on_a_deployed_target(readiness_run, target) -> None:
+    """On a deployed 0024, a rollback that also drops an index of organization fails task 8, naming it."""
+    dsn = target(*DEPLOYED)
+    before = state_of(dsn)
+    rollback = mutate_rollback(
+        "DROP TABLE IF EXISTS sync_progress CASCADE;",
+        "DROP TABLE IF EXISTS sync_progress CASCADE;\nDROP INDEX IF EXISTS idx_organization_slug;",
+    )
+    run = readiness_run(None, f"--dsn={dsn}", rollback_text=rollback)
+    assert run.signoff["verdict"] == "NOT APPROVED" and run.statuses()[8] == "FAIL", run.output
+    assert "the rollback changes objects that are not 0024's" in run.output
+    assert "idx_organization_slug" in run.output
+    assert state_of(dsn) == before, "the run left residue in the target"
