@@ -62,6 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="TOML file naming the columns of your 0024 that play a role the suite cannot detect (README)",
     )
+    group.addoption(
+        "--explain-analyze",
+        action="store_true",
+        help="on a target where 0024 is deployed, time task 3's queries with EXPLAIN ANALYZE (it reads tenants' rows)",
+    )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
     group.addoption("--statement-timeout", type=int, default=120_000, help="statement_timeout in ms")
 
