@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo as libpq
 
-from readiness import deployment, snapshot
+from readiness import deployment, drift, snapshot
 from readiness.apply import ApplyError, apply_file
 from readiness.database import MigrationState, Timeouts, connect, inspect, lint_findings
 from readiness.errors import ReadinessUsageError
@@ -140,7 +140,7 @@ class TargetSession:
 
     def ways_out(self, held: deployment.TargetState) -> str:
         """0024 partly present: the one blocking cause, with what exists, what is missing, and each way out tried."""
-        tried = []
+        tried, compared = [], "the objects present could not be compared with the file (its rollback fails)"
         with self.conn.transaction(force_rollback=True):
             try:
                 with self.conn.transaction():
@@ -151,6 +151,12 @@ class TargetSession:
                 else:
                     apply_file(self.conn, self.migration)
                     tried.append("the rollback leaves the target clean and 0024 then applies: this way out WORKS")
+                    found = [d for d in drift.compare(self.state.baseline, snapshot.take(self.conn)) if d.deployed]
+                    compared = f"the {len(held.existing)} objects present match what the file creates"
+                    if found:
+                        compared = "the objects present differ from what the file creates: " + "; ".join(
+                            map(str, found)
+                        )
             except ApplyError as error:
                 tried.append(f"rollback then 0024 FAILS: {error}")
         resume = held.first_missing
@@ -167,7 +173,7 @@ class TargetSession:
         return (
             f"0024 is partly present on the target, as a deploy that stopped half-way leaves it: "
             f"{len(held.existing)} of the file's {len(held.existing) + len(held.missing)} objects exist "
-            f"({deployment.listed(held.existing)}); missing: {deployment.listed(held.missing)}. "
+            f"({deployment.listed(held.existing)}); missing: {deployment.listed(held.missing)}; {compared}. "
             f"Tried in the dry run (rolled back): {'; '.join(tried)}"
         )
 

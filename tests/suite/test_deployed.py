@@ -126,6 +126,7 @@ def test_partly_deployed_is_one_critical_cause_with_its_way_out(readiness_run, t
     assert "missing: 4 tables: sync_preview_cache, sync_progress, sync_activity_log, sync_activity_log_default" in (
         message
     )
+    assert "; the 4 objects present match what the file creates." in message
     assert "the rollback leaves the target clean and 0024 then applies: this way out WORKS" in message
     assert "applying the rest of the file (from " in message and ":33:1, table sync_preview_cache) WORKS" in message
     statuses = run.statuses()
@@ -176,3 +177,15 @@ def test_plans_without_their_index_on_a_large_target_are_a_recommendation(readin
                and "rows of sync_activity_log" in m for m in found), found  # fmt: skip
     latest = "on the target: an organisation's latest activity (idx_sync_activity_log_org_created)"
     assert run.signoff["measurements"][latest].endswith(" ms"), run.signoff["measurements"]
+
+
+def test_partly_deployed_objects_that_differ_from_the_file_are_shown(readiness_run, target, tmp_path: Path) -> None:
+    """A deploy that stopped after an enum made with another label: the one CRITICAL cause shows both sides."""
+    source = DEFAULT_MIGRATION.read_text()
+    first_enum = source[: source.index("CREATE TYPE sync_action")].replace("'custom'", "'custom', 'magento'")
+    dsn = target(*PREREQUISITES, MIGRATION_0023, sql_file(tmp_path, "enum", first_enum))
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["target_state"] == "partial", run.output
+    message = run.signoff["blocking_issues"][0]["message"]
+    assert "the objects present differ from what the file creates: types public.sync_type: deployed: " in message
+    assert "woocommerce,odoo,shopify,custom,magento" in message and "| the file creates: public.sync_type e " in message
