@@ -32,7 +32,7 @@ from readiness.clusters import (
 from readiness.database import DBNAME, MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.factories import Tenant
-from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX, SIGNOFF_KEY, Issue, SignOff
+from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY, Issue, SignOff
 from readiness.target import TargetSession, describe, open_target
 from readiness.volume_cluster import VolumeHandle, VolumeUnavailable
 
@@ -168,7 +168,10 @@ def migration_state(
 ) -> MigrationState:
     """Prerequisites and 0023 in place, then the 0024 under test applied (or its failure recorded)."""
     if target_dsn:
-        return request.getfixturevalue("target_session").state
+        state = request.getfixturevalue("target_session").state
+        if needs_volume(request.session) and not state.blocked_reason:
+            request.getfixturevalue("volume_handle")  # loads or copies while the tasks run
+        return state
     pg = request.getfixturevalue("pg_server")
     if needs_volume(request.session):
         request.getfixturevalue("volume_handle")  # loads or copies while the schema is built and the tasks run
@@ -284,11 +287,12 @@ def volume_connection(
     migration_state: MigrationState,
     missing_objects,
 ) -> Iterator[psycopg.Connection]:
-    """A database of its own cluster: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows)."""
+    """A database of its own cluster: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows).
+
+    Against a target too: the verdict on plans is the volume's, whose size is known; the target's own plans are
+    listed beside it (test_plans_on_the_deployed_target)."""
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
-    if migration_state.on_target:
-        pytest.skip(NA_PREFIX + "plans are proven on the ephemeral cluster's volume; a target is not loaded")
     handle = request.getfixturevalue("volume_handle")
     if handle.status_now() is None:
         say(pytestconfig, "waiting for the volume for task 3 to be ready ...")

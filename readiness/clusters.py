@@ -46,12 +46,10 @@ def server_binaries(config: pytest.Config) -> Path:
         server.check_major(version, config.getoption("pg_major"), f"The server found at {pg_ctl}")
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
-    config.stash[SIGNOFF_KEY].environment.update(
-        server_version=version,
-        target="ephemeral cluster",
-        pg_ctl=f"{pg_ctl} (found by {how})",
-        os_user=str(os.geteuid()),
-    )
+    environment = config.stash[SIGNOFF_KEY].environment
+    environment.setdefault("server_version", version)  # a target's own, when there is one: its volume's is ours
+    environment.setdefault("target", "ephemeral cluster")
+    environment.update(pg_ctl=f"{pg_ctl} (found by {how})", os_user=str(os.geteuid()))
     return pg_ctl
 
 
