@@ -300,7 +300,13 @@ def volume_connection(
         conninfo = handle.wait()
     except VolumeUnavailable as error:
         pytest.fail(f"the volume for task 3 could not be made ready: {error}")
-    with closing(connect(conninfo, timeouts)) as conn:
+    try:
+        conn = connect(conninfo, timeouts)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"the volume for task 3 was ready, then its server stopped answering ({error}): {handle.server_now()}"
+        )
+    with closing(conn):
         yield conn
 
 

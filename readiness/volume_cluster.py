@@ -9,6 +9,7 @@ worker) can wait too.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -73,6 +74,20 @@ class VolumeHandle:
         if status != READY:
             raise VolumeUnavailable(status)
         return psycopg.conninfo.make_conninfo(host=self.host, port=self.port, user=self.user, dbname=DBNAME)
+
+    def server_now(self) -> str:
+        """What is known of the volume's server when it stops answering: its postmaster and its log's last lines."""
+        workdir = Path(self.status).parent
+        pid_file = workdir / "data" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+            postmaster = f"postmaster {pid} alive"
+        except (OSError, ValueError, IndexError):
+            postmaster = "postmaster gone" + ("" if pid_file.exists() else ", no postmaster.pid")
+        log = workdir / "postgresql.log"
+        tail = " | ".join(log.read_text(errors="replace").splitlines()[-5:]) if log.is_file() else "no log"
+        return f"{postmaster}; {workdir} {'exists' if workdir.is_dir() else 'is gone'}; its log ends: {tail}"
 
 
 def cache_entry(pg_ctl: Path, migration: Path, rows: int, columns: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ and that what is dated relative to the load keeps its proportions while the volu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
@@ -17,6 +18,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from readiness import volume
 from readiness.apply import apply_file
 from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_with_prerequisites
+from readiness.volume_cluster import VolumeHandle
 
 pytestmark = pytest.mark.suite
 
@@ -66,3 +68,19 @@ def test_every_organisation_has_rows_of_each_kind(loaded: psycopg.Connection, ki
     assert len(organisations) == volume.ORGS
     missing = organisations - having
     assert not missing, f"{len(missing)} of {volume.ORGS} organisations have no {kind}"
+
+
+def test_a_volume_server_that_stopped_answering_is_described(tmp_path) -> None:
+    """When the volume's server stops answering after it was ready, the failure says whether its postmaster lives,
+    whether its directory is there, and how its log ends (a server that vanished under load was once undiagnosable)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "postmaster.pid").write_text("999999999\n")  # no such process
+    (tmp_path / "postgresql.log").write_text("LOG:  starting\nLOG:  checkpoint complete\n")
+    handle = VolumeHandle("127.0.0.1", 1, "postgres", str(tmp_path / "volume-status"))
+    assert handle.server_now() == (
+        f"postmaster gone; {tmp_path} exists; its log ends: LOG:  starting | LOG:  checkpoint complete"
+    )
+    (tmp_path / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n")
+    assert handle.server_now().startswith(f"postmaster {os.getpid()} alive; ")
+    gone = VolumeHandle("127.0.0.1", 1, "postgres", str(tmp_path / "gone" / "volume-status"))
+    assert gone.server_now() == f"postmaster gone, no postmaster.pid; {tmp_path / 'gone'} is gone; its log ends: no log"
