@@ -97,6 +97,13 @@ def server_version(pg_ctl: Path) -> str:
     return match.group(0)
 
 
+def shut_down_cleanly(pg_ctl: Path, datadir: Path) -> bool:
+    """Whether pg_control says the cluster at `datadir` was shut down, not left running (killed, crashed)."""
+    out = subprocess.run([str(pg_ctl.parent / "pg_controldata"), "-D", str(datadir)], capture_output=True,
+                         text=True, timeout=30)  # fmt: skip
+    return out.returncode == 0 and re.search(r"^Database cluster state:\s+shut down$", out.stdout, re.M) is not None
+
+
 def check_major(version: str, required: int, origin: str) -> None:
     """Refuse a server whose major is not `required`, saying what was found and how to get 17."""
     found = int(version.split(".")[0])

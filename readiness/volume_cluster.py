@@ -104,6 +104,8 @@ class VolumeCluster:
     ) -> None:
         self.entry = cache_entry(pg_ctl, migration, rows, columns)
         self.columns = columns
+        if self.entry.is_dir() and not server.shut_down_cleanly(pg_ctl, self.entry):
+            shutil.rmtree(self.entry, ignore_errors=True)  # a server that died: its UNLOGGED log would be empty
         self.from_cache = self.entry.is_dir()
         room = server.CLUSTER_ROOM + rows * BYTES_PER_ROW
         self.executor = server.new_executor(pg_ctl, seed=self.entry if self.from_cache else None, room=room)
@@ -168,8 +170,14 @@ class VolumeCluster:
         partial.rename(path)  # whole or absent for a reader
 
     def stop(self) -> None:
-        """Stop the cluster; a volume loaded by this run becomes the cache entry for the next runs."""
+        """Stop the cluster; a volume loaded by this run becomes the cache entry for the next runs.
+
+        Only a server this stop() shut down is stored: one that died before (killed, crashed) left its
+        activity log, UNLOGGED while it is loaded, to be emptied by crash recovery at its next start, so
+        every run of the week would copy a volume without it.
+        """
         self.stopping.set()
+        ready_and_up = self.handle.status_now() == READY and self.executor.running()
         deadline = time.monotonic() + JOIN_LIMIT_S
         while self.thread.is_alive() and time.monotonic() < deadline:
             if self.executor.running():  # a start or a load still running ends with an error, its thread with it
@@ -178,7 +186,7 @@ class VolumeCluster:
         if self.executor.running():  # started while it was being stopped
             self.executor.stop()
         stuck = self.thread.is_alive()
-        if not stuck and not self.from_cache and self.handle.status_now() == READY:
+        if not stuck and not self.from_cache and ready_and_up:
             cache.store(Path(self.executor.datadir), self.entry, move=True)
             cache.prune("volume-", cache.VOLUME_ENTRIES_KEPT)
         server.stop(self.executor, self.keep_log)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import time
 from pathlib import Path
 
 from readiness import cache, server
-from readiness.database import DEFAULT_MIGRATION
-from readiness.volume_cluster import cache_entry
+from readiness.database import DEFAULT_MIGRATION, Timeouts
+from readiness.volume_cluster import VolumeCluster, cache_entry
 from tests.suite.conftest import NESTED_VOLUME, ReadinessRun
 
 LOADED = f"volume: {NESTED_VOLUME:,} activity-log rows"
@@ -122,3 +123,42 @@ def test_volume_entry_is_named_by_its_inputs_and_week(tmp_path: Path, monkeypatc
     before = entry_on(monday)
     sql_file.write_text("CREATE TABLE t (id int);")
     assert entry_on(monday) != before
+
+
+def test_a_volume_whose_server_died_is_not_stored(nested_cache: Path, monkeypatch) -> None:
+    """A volume server killed after the volume was ready (its UNLOGGED log would be emptied by crash recovery)
+    is not stored in the cache; one stopped by the run is."""
+    monkeypatch.setenv(cache.ROOT_ENV, str(nested_cache / "died"))
+    for killed in (True, False):
+        cluster = VolumeCluster(server.find_pg_ctl(None), DEFAULT_MIGRATION, 1000, Timeouts(), nested_cache / "v.log")
+        assert not cluster.from_cache
+        cluster.start()
+        cluster.handle.wait()
+        if killed:
+            pid = int((Path(cluster.executor.datadir) / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while cluster.executor.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "postmaster gone" in cluster.handle.server_now()
+        cluster.stop()
+        assert cluster.entry.is_dir() is not killed, f"killed={killed}: entry stored: {cluster.entry.is_dir()}"
+
+
+def test_an_entry_left_by_a_server_that_died_is_loaded_again(nested_cache: Path, monkeypatch) -> None:
+    """An entry stored from a server that was not shut down (as runs stored one before this check) is dropped at
+    the next run, which loads the volume again: crash recovery would have emptied its UNLOGGED activity log."""
+    monkeypatch.setenv(cache.ROOT_ENV, str(nested_cache / "left-running"))
+    pg_ctl = server.find_pg_ctl(None)
+    first = VolumeCluster(pg_ctl, DEFAULT_MIGRATION, 1000, Timeouts(), nested_cache / "v.log")
+    first.start()
+    first.handle.wait()
+    cache.copy(Path(first.executor.datadir), first.entry)  # a copy of a running cluster: its state "in production"
+    first.stop()
+    assert not server.shut_down_cleanly(pg_ctl, first.entry)
+    second = VolumeCluster(pg_ctl, DEFAULT_MIGRATION, 1000, Timeouts(), nested_cache / "v.log")
+    assert not second.from_cache, "an entry of a server that was not shut down must not be copied"
+    second.start()
+    second.handle.wait()
+    second.stop()
+    assert server.shut_down_cleanly(pg_ctl, second.entry), "the volume loaded again should be the entry now"
