@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirakuru.base import ENV_UUID
 from port_for import get_port
 from pytest_postgresql.executors import PostgreSQLExecutor
 
@@ -177,6 +178,13 @@ class Executor(PostgreSQLExecutor):
     def __init__(self, *args: Any, seed: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        """mirakuru's, without its mirakuru_uuid: at exit, every Python process that imported mirakuru SIGKILLs
+        each process whose mirakuru_uuid contains its own pid as a substring ("2113" in "21135:..." or in the
+        uuid's hex), so any run's exit could kill another run's server, silently (seen twice under load)."""
+        return {name: value for name, value in super().envvars.items() if name != ENV_UUID}
 
     def init_directory(self) -> None:
         if self._directory_initialised:  # pytest-postgresql's flag: this executor made the directory already

@@ -207,3 +207,14 @@ def test_interrupt_while_the_server_is_made_leaves_nothing(during: str, tmp_path
     assert left == [], f"processes of the interrupted start still running: {left}"
     assert list(scratch.iterdir()) == [], "cluster directories left behind"
     scratch.rmdir()
+
+
+def test_servers_carry_no_mirakuru_uuid(tmp_path: Path) -> None:
+    """No server the suite starts has mirakuru_uuid in its environment: mirakuru's atexit, in every Python process
+    that exits, SIGKILLs each process whose mirakuru_uuid contains that process's pid, so one run's exit once
+    killed another run's volume server, which left no line in its log."""
+    with server.ephemeral_server(server.find_pg_ctl(None)) as executor:
+        pid = int((Path(executor.datadir) / "postmaster.pid").read_text().split()[0])
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert any(entry.startswith(b"PATH=") for entry in environment), "the postmaster's environment was not read"
+    assert not [entry for entry in environment if entry.startswith(b"mirakuru_uuid=")]
