@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -98,11 +99,18 @@ def server_version(pg_ctl: Path) -> str:
     return match.group(0)
 
 
-def shut_down_cleanly(pg_ctl: Path, datadir: Path) -> bool:
+# pg_control's DBState DB_SHUTDOWNED, after its uint64 system identifier and two uint32 versions (pg_control.h):
+# pg_controldata reads the same, but the embedded packages ship only initdb, pg_ctl and postgres.
+STATE_OFFSET, SHUT_DOWN = 16, 1
+
+
+def shut_down_cleanly(datadir: Path) -> bool:
     """Whether pg_control says the cluster at `datadir` was shut down, not left running (killed, crashed)."""
-    out = subprocess.run([str(pg_ctl.parent / "pg_controldata"), "-D", str(datadir)], capture_output=True,
-                         text=True, timeout=30)  # fmt: skip
-    return out.returncode == 0 and re.search(r"^Database cluster state:\s+shut down$", out.stdout, re.M) is not None
+    try:
+        state = (datadir / "global" / "pg_control").read_bytes()[STATE_OFFSET : STATE_OFFSET + 4]
+    except OSError:
+        return False
+    return len(state) == 4 and int.from_bytes(state, sys.byteorder) == SHUT_DOWN
 
 
 def check_major(version: str, required: int, origin: str) -> None:

@@ -104,7 +104,7 @@ class VolumeCluster:
     ) -> None:
         self.entry = cache_entry(pg_ctl, migration, rows, columns)
         self.columns = columns
-        if self.entry.is_dir() and not server.shut_down_cleanly(pg_ctl, self.entry):
+        if self.entry.is_dir() and not server.shut_down_cleanly(self.entry):
             shutil.rmtree(self.entry, ignore_errors=True)  # a server that died: its UNLOGGED log would be empty
         self.from_cache = self.entry.is_dir()
         room = server.CLUSTER_ROOM + rows * BYTES_PER_ROW

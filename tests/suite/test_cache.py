@@ -155,10 +155,10 @@ def test_an_entry_left_by_a_server_that_died_is_loaded_again(nested_cache: Path,
     first.handle.wait()
     cache.copy(Path(first.executor.datadir), first.entry)  # a copy of a running cluster: its state "in production"
     first.stop()
-    assert not server.shut_down_cleanly(pg_ctl, first.entry)
+    assert not server.shut_down_cleanly(first.entry)
     second = VolumeCluster(pg_ctl, DEFAULT_MIGRATION, 1000, Timeouts(), nested_cache / "v.log")
     assert not second.from_cache, "an entry of a server that was not shut down must not be copied"
     second.start()
     second.handle.wait()
     second.stop()
-    assert server.shut_down_cleanly(pg_ctl, second.entry), "the volume loaded again should be the entry now"
+    assert server.shut_down_cleanly(second.entry), "the volume loaded again should be the entry now"
