@@ -245,9 +245,10 @@ def sweep(parent: Path) -> None:
     for workdir in parent.glob(f"{WORKDIR_PREFIX}*"):
         try:
             stale = time.time() - workdir.stat().st_mtime > STALE_AFTER_S
-        except OSError:
+            running = (workdir / "data" / "postmaster.pid").exists()
+        except OSError:  # another user's (root's data directory is its server user's, 0700): not ours to judge
             continue
-        if stale and not (workdir / "data" / "postmaster.pid").exists():
+        if stale and not running:
             shutil.rmtree(workdir, ignore_errors=True)
 
 

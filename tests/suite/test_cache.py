@@ -162,3 +162,23 @@ def test_an_entry_left_by_a_server_that_died_is_loaded_again(nested_cache: Path,
     second.handle.wait()
     second.stop()
     assert server.shut_down_cleanly(second.entry), "the volume loaded again should be the entry now"
+
+
+def test_sweep_passes_over_another_users_cluster(tmp_path: Path, monkeypatch) -> None:
+    """A stale directory whose data this user may not read (root's, seen by a normal user) is left alone, and the
+    sweep goes on: it used to raise PermissionError, and every run of that user failed at its start."""
+    hours_ago = time.time() - 2 * 3600
+    for name in ("others", "ours"):
+        (tmp_path / f"{server.WORKDIR_PREFIX}{name}" / "data").mkdir(parents=True)
+        os.utime(tmp_path / f"{server.WORKDIR_PREFIX}{name}", (hours_ago, hours_ago))
+    exists = Path.exists
+
+    def unreadable(path: Path) -> bool:
+        if "others" in str(path) and path.name == "postmaster.pid":
+            raise PermissionError(13, "Permission denied", str(path))
+        return exists(path)
+
+    monkeypatch.setattr(Path, "exists", unreadable)
+    server.sweep(tmp_path)
+    assert (tmp_path / f"{server.WORKDIR_PREFIX}others").exists()
+    assert not exists(tmp_path / f"{server.WORKDIR_PREFIX}ours")
