@@ -13,7 +13,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from readiness import PROJECT_ROOT, cache
+from readiness import PROJECT_ROOT, cache, process_group
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 VOLUME = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
@@ -38,10 +37,10 @@ def seconds(value: str) -> float | None:
 def one_run(report_dir: Path, env: dict[str, str]) -> dict[str, float]:
     """One readiness run: its wall time, its figures in seconds and each task's test time."""
     started = time.perf_counter()
-    subprocess.run(
+    process_group.run(
         [sys.executable, "-m", "pytest", "-m", "readiness", "-q", f"--volume={VOLUME}", f"--report-dir={report_dir}",
          *EXTRA],
-        cwd=PROJECT_ROOT, capture_output=True, check=False, env={**os.environ, **env},
+        cwd=PROJECT_ROOT, timeout=3600, env={**os.environ, **env},
     )  # fmt: skip
     figures: dict[str, float] = {"whole readiness run (wall)": time.perf_counter() - started}
     signoff = json.loads((report_dir / "signoff.json").read_text())

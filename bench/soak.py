@@ -15,9 +15,11 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from readiness import PROJECT_ROOT
+from readiness import PROJECT_ROOT, process_group
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+ROUND_LIMIT_S = 3600  # a round takes 2-6 min here; a round that hangs is stopped and counted as failed
+HUNG = "(the round itself)"
 TESTS = [f"tests/suite/{name}.py" for name in ("test_interrupt", "test_concurrent", "test_parallel", "test_cache")]
 
 
@@ -29,13 +31,17 @@ def main() -> int:
         for round_ in range(1, ROUNDS + 1):
             junit = Path(scratch) / f"round-{round_}.xml"
             started = time.monotonic()
-            subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"--junitxml={junit}",
-                 f"--report-dir={scratch}/reports", *TESTS],
-                cwd=PROJECT_ROOT, capture_output=True, text=True,
-            )  # fmt: skip
-            cases = ET.parse(junit).getroot().iter("testcase") if junit.is_file() else []
             failed = []
+            try:
+                process_group.run(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", f"--junitxml={junit}",
+                     f"--report-dir={scratch}/reports", *TESTS],
+                    cwd=PROJECT_ROOT, timeout=ROUND_LIMIT_S,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                failures[HUNG] += 1
+                failed.append(f"{HUNG}: still running after {ROUND_LIMIT_S} s, interrupted")
+            cases = ET.parse(junit).getroot().iter("testcase") if junit.is_file() else []
             for case in cases:
                 name = f"{case.get('classname')}::{case.get('name')}"
                 seen.add(name)
@@ -47,7 +53,7 @@ def main() -> int:
             for name in failed:
                 print(f"  FAILED {name}", flush=True)
     print(f"\n{ROUNDS} rounds, {len(seen)} tests, failures per test:")
-    for name in sorted(seen):
+    for name in sorted(seen | failures.keys()):
         print(f"  {failures[name]:3d}  {name}")
     print(f"total failures: {sum(failures.values())}")
     return 1 if failures or not seen else 0

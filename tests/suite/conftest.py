@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -18,7 +17,7 @@ import pytest
 from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import PROJECT_ROOT, cache, server
+from readiness import PROJECT_ROOT, cache, process_group, server
 from readiness.apply import apply_file
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from tests.suite.targets import PASSWORD
@@ -75,11 +74,9 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
             rollback = tmp_path / "0024_down_under_test.sql"
             rollback.write_text(rollback_text)
             args.append(f"--rollback={rollback}")
-        result = subprocess.run(
+        result = process_group.run(
             [*args, *extra],
             cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
             timeout=600,
             env={**os.environ, cache.ROOT_ENV: str(nested_cache), **(env or {})},
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, cache
+from readiness import PROJECT_ROOT, cache, process_group
 from readiness.database import DEFAULT_MIGRATION
 from tests.suite.conftest import NESTED_VOLUME
 
@@ -21,9 +21,9 @@ TASK_5 = str(PROJECT_ROOT / "tests" / "test_05_enums.py")
 
 def run_from(cwd: Path, *args: str, nested_cache: Path) -> subprocess.CompletedProcess[str]:
     """`python -m pytest -m readiness ARGS` started in `cwd`."""
-    return subprocess.run(
+    return process_group.run(
         [sys.executable, "-m", "pytest", "-m", "readiness", "-q", "--volume", str(NESTED_VOLUME), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd, timeout=600,
         env={**os.environ, cache.ROOT_ENV: str(nested_cache)},
     )  # fmt: skip
 
