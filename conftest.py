@@ -373,13 +373,15 @@ def record_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
 def missing_objects(
     pytestconfig: pytest.Config, session_connection: psycopg.Connection, migration_state: MigrationState
 ) -> dict[str, list[str]]:
-    """The report's tables, enums and functions the applied migration did not create (readiness.causes)."""
+    """The report's tables, columns, enums, functions and indexes the applied migration did not create
+    (readiness.causes)."""
     if migration_state.blocked_reason:
         return {}
     conn = session_connection
     with conn.transaction(force_rollback=True):
         functions = catalog.functions(conn)
         tables = {t: catalog.relation_exists(conn, f"public.{t}") for t in expected.CONTRACT_COLUMNS}
+        indexes = catalog.indexes(conn, [table for table, exists in tables.items() if exists])
         missing = {
             "tables": [table for table, exists in tables.items() if not exists],
             "columns": [
@@ -390,6 +392,9 @@ def missing_objects(
             ],
             "enums": [enum for enum in expected.ENUMS if not catalog.enum_labels(conn, enum)],
             "functions": [name for name in expected.FUNCTION_NAMES if name not in functions],
+            "indexes": sorted(  # of the tables there: a missing table is the cause of its indexes' absence
+                name for name, index in expected.INDEXES.items() if tables[index.table] and name not in indexes
+            ),
         }
     pytestconfig.stash[MISSING_KEY] = {kind: names for kind, names in missing.items() if names}
     return pytestconfig.stash[MISSING_KEY]

@@ -18,10 +18,13 @@ MISSING = {
     "check that needs them is BLOCKED until it does; a column named otherwise must be renamed",
     "functions": "0024 did not create the function(s) {} the report requires (its section 4, with the event each "
     "fires on): the checks of what they do are BLOCKED until it does",
+    "indexes": "0024 did not create the index(es) {} the report requires (its section 3): the checks that use them "
+    "are BLOCKED until it does",
 }
 # Without these nothing else can be checked; a missing function blocks only the checks of what it does.
 BLOCKS_EVERYTHING = ("tables", "enums", "columns")
 BLOCKS_TASK = {"functions": 4}
+# A missing object also blocks the checks marked as using it (@pytest.mark.uses(name)), not the others of its task.
 MISSING_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
@@ -30,12 +33,16 @@ def cause_of(kind: str, missing: dict[str, list[str]]) -> str:
     return MISSING[kind].format(", ".join(missing[kind]))
 
 
-def blocked_by(task: int, missing: dict[str, list[str]]) -> str | None:
-    """What blocks a failing check of `task`, when the migration did not create what it needs; else None."""
+def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] = ()) -> str | None:
+    """What blocks a failing check of `task` that uses the objects `uses`, when the migration did not create
+    what it needs; else None."""
     for kind in BLOCKS_EVERYTHING:
         if missing.get(kind):
             return cause_of(kind, missing)
     for kind, blocked_task in BLOCKS_TASK.items():
         if missing.get(kind) and task == blocked_task:
+            return cause_of(kind, missing)
+    for kind in MISSING:
+        if set(missing.get(kind, ())) & set(uses):
             return cause_of(kind, missing)
     return None

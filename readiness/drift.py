@@ -48,9 +48,16 @@ class Drift:
     file: str | None
 
     @property
+    def subject(self) -> str:
+        """The object as readiness.causes names a missing one: idx_x, sync_progress, sync_progress.job_id."""
+        if self.kind == "columns":
+            return ".".join(self.name.split(".")[-2:])
+        return self.name.split(" on ")[0].split(".")[-1].split("(")[0]
+
+    @property
     def contract(self) -> bool:
         """Whether the difference is in what the report requires, not in what it leaves open."""
-        bare = self.name.split(" on ")[0].split(".")[-1].split("(")[0]
+        bare = self.subject
         one_sided = self.deployed is None or self.file is None
         if self.kind == "types":
             return bare in expected.ENUMS

@@ -216,7 +216,8 @@ def attribute_to_missing_object(item: pytest.Item, report: pytest.TestReport) ->
     if kind in missing:
         report.user_properties.append(("cause", cause_of(kind, missing)))
         return
-    cause = blocked_by(task, missing)  # an existence check of columns is BLOCKED by their missing table
+    uses = tuple(name for marker in item.iter_markers("uses") for name in marker.args)
+    cause = blocked_by(task, missing, uses)  # an existence check of columns is BLOCKED by their missing table
     if cause is not None:
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {BLOCKED_PREFIX}{cause}")

@@ -8,6 +8,7 @@ is the scheduler's. Timings go to the sign-off's Measurements table, never into 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,17 +25,20 @@ from readiness.signoff import NA_PREFIX
 pytestmark = pytest.mark.readiness
 
 TABLES = list(SYNC_TABLES)
+# Each marked as used by its check: a missing index is one blocking issue, not one per check (readiness.causes).
+REPORT_INDEXES = [pytest.param(name, marks=pytest.mark.uses(name)) for name in sorted(expected.INDEXES)]
 
 # --- catalog ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(expected.INDEXES))
+@pytest.mark.parametrize("name", REPORT_INDEXES)
 def test_index_definition(migrated: psycopg.Connection, name: str) -> None:
     """Each of the report's 15 indexes has its table, columns in order, sort directions, predicate and method."""
     found = catalog.indexes(migrated, TABLES).get(name)
     assert found == expected.INDEXES[name], f"index {name}: expected {expected.INDEXES[name]}, found {found}"
 
 
+@pytest.mark.existence("indexes")
 def test_report_indexes_all_there(migrated: psycopg.Connection, design_difference) -> None:
     """The report's 15 indexes are all there; others (ours adds two for user FKs) are listed, not blocking."""
     found = catalog.indexes(migrated, TABLES)
@@ -128,6 +132,11 @@ QUERIES = [
 ]  # fmt: skip
 
 
+def using_their_indexes(queries: list[Query], name: Callable[[Query], str] = lambda q: q.purpose) -> list[Any]:
+    """`queries` as parameters, each marked as using its index: BLOCKED, not failed, when 0024 lacks it."""
+    return [pytest.param(query, marks=pytest.mark.uses(query.index), id=name(query)) for query in queries]
+
+
 def test_every_index_has_a_query(volume_db: psycopg.Connection) -> None:
     """Each index of the report and of our design is exercised by at least one query of the plan checks."""
     missing = sorted(set(design.ALL_INDEXES) - {query.index for query in QUERIES})
@@ -185,7 +194,7 @@ def run_as(conn: psycopg.Connection, query: Query, params: dict[str, Any]) -> di
         return explain(conn, query.sql, params)
 
 
-@pytest.mark.parametrize("query", QUERIES, ids=lambda q: f"{q.index}: {q.purpose}")
+@pytest.mark.parametrize("query", using_their_indexes(QUERIES, lambda q: f"{q.index}: {q.purpose}"))
 def test_query_uses_its_index(
     volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record_figure
 ) -> None:
@@ -205,7 +214,7 @@ def test_query_uses_its_index(
     )
 
 
-@pytest.mark.parametrize("query", [q for q in QUERIES if q.role == "authenticated"], ids=lambda q: q.purpose)
+@pytest.mark.parametrize("query", using_their_indexes([q for q in QUERIES if q.role == "authenticated"]))
 def test_org_filter_evaluated_once(
     volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query
 ) -> None:
@@ -226,7 +235,7 @@ def test_org_filter_evaluated_once(
     assert per_row == [], f"{query.purpose}: auth functions called per row in {per_row}"
 
 
-@pytest.mark.parametrize("query", [q for q in QUERIES if q.bounded_in_time], ids=lambda q: q.purpose)
+@pytest.mark.parametrize("query", using_their_indexes([q for q in QUERIES if q.bounded_in_time]))
 def test_time_bound_prunes_partitions(
     volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query
 ) -> None:
@@ -242,7 +251,7 @@ def test_time_bound_prunes_partitions(
 ENUM_FILTERED = [q for q in QUERIES if q.index in ("idx_sync_activity_log_entity", "idx_sync_progress_entity")]
 
 
-@pytest.mark.parametrize("query", ENUM_FILTERED, ids=lambda q: q.purpose)
+@pytest.mark.parametrize("query", using_their_indexes(ENUM_FILTERED))
 def test_enum_filter_through_rls(
     volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record_figure
 ) -> None:

@@ -389,6 +389,7 @@ def test_long_varied_text_round_trips_verbatim(migrated: psycopg.Connection, tab
         )
 
 
+@pytest.mark.uses("idx_sync_preview_cache_key")
 def test_cache_key_longer_than_its_index_allows_is_refused_cleanly(migrated: psycopg.Connection) -> None:
     """A cache_key beyond what idx_sync_preview_cache_key (btree: 2704 bytes) or its type holds is refused
     (54000, or 22001 for a shorter varchar); nothing is stored."""

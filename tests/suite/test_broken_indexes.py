@@ -35,11 +35,15 @@ def test_index_without_predicate_fails_task_3(readiness_run) -> None:
     assert "idx_sync_progress_updated duplicates idx_sync_progress_active" in run.output
 
 
-def test_missing_index_fails_task_3(readiness_run) -> None:
-    """A migration without the cache-key index fails task 3 and names it missing."""
+def test_missing_index_fails_task_3_as_one_cause(readiness_run) -> None:
+    """A migration without the cache-key index fails task 3 and names it missing: one blocking issue, with the
+    checks that use the index (its definition, its plan, task 6's over-long key) BLOCKED by it."""
     text = mutate(
         "CREATE INDEX idx_sync_preview_cache_key ON sync_preview_cache (cache_key) WHERE cache_key IS NOT NULL;\n", ""
     )
-    run = readiness_run(text, TASK_3)
-    assert run.statuses()[3] == "FAIL", run.output
+    run = readiness_run(text)
+    assert run.statuses()[3] == "FAIL" and run.statuses()[6] == "BLOCKED", run.output
     assert "the report's indexes missing: idx_sync_preview_cache_key" in run.output
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1 and issues[0]["tasks"] == [3, 6] and issues[0]["checks"] == 4, issues
+    assert issues[0]["message"].startswith("0024 did not create the index(es) idx_sync_preview_cache_key"), issues

@@ -66,11 +66,13 @@ def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_p
 
 
 def test_deployed_with_drift_from_the_contract_is_blocked(readiness_run, target, tmp_path: Path) -> None:
-    """A policy widened to USING (true) and a report index dropped after the deploy: NOT APPROVED; the leak is
-    CRITICAL, the dropped index is contract drift (both sides shown), the policy text drift is listed."""
+    """A policy widened to USING (true), a report index dropped and an enum label added after the deploy:
+    NOT APPROVED; the leak is CRITICAL; the dropped index is one issue, its existence check's, not part of the
+    contract drift; the enum is contract drift (both sides shown); the policy text drift is listed."""
     drift = sql_file(
         tmp_path, "drift",
-        "ALTER POLICY sync_progress_select ON sync_progress USING (true);\nDROP INDEX idx_sync_progress_entity;",
+        "ALTER POLICY sync_progress_select ON sync_progress USING (true);\nDROP INDEX idx_sync_progress_entity;\n"
+        "ALTER TYPE sync_type ADD VALUE 'magento';",
     )  # fmt: skip
     dsn = target(*DEPLOYED, drift)
     before = state_of(dsn)
@@ -81,13 +83,29 @@ def test_deployed_with_drift_from_the_contract_is_blocked(readiness_run, target,
     assert statuses[2] == "FAIL" and statuses[3] == "FAIL" and statuses[8] == "FAIL", statuses
     issues = run.signoff["blocking_issues"]
     assert any(i["severity"] == "CRITICAL" and "sync_progress" in i["message"] for i in issues), issues
+    index = [i for i in issues if "idx_sync_progress_entity" in i["message"]]
+    assert len(index) == 1 and index[0]["message"].startswith("0024 did not create the index(es)"), issues
     contract = [i for i in issues if i["message"].startswith("the deployed 0024 drifted from the report's contract")]
     assert len(contract) == 1, issues
-    assert "idx_sync_progress_entity: deployed: (absent) | the file creates: CREATE INDEX" in contract[0]["message"]
+    assert "types public.sync_type: deployed: " in contract[0]["message"] and "magento" in contract[0]["message"]
+    assert "idx_sync_progress_entity" not in contract[0]["message"], contract
     widened = [m for m in drift_findings(run) if "sync_progress_select" in m]
     assert len(widened) == 1 and "using=true" in widened[0] and "auth.uid()" in widened[0], drift_findings(run)
     assert "The deployed 0024 **does NOT meet the report**" in (tmp_path / "reports" / "readiness.md").read_text()
     assert state_of(dsn) == before, "the run left residue in the target"
+
+
+def test_deployed_without_a_report_index_is_one_issue(readiness_run, target, tmp_path: Path) -> None:
+    """A report index dropped after the deploy, and nothing else: one blocking issue, its existence check's, with
+    the checks of that index and task 8's drift check BLOCKED by it."""
+    dsn = target(*DEPLOYED, sql_file(tmp_path, "drift", "DROP INDEX idx_sync_progress_entity;"))
+    run = readiness_run(None, f"--dsn={dsn}")
+    assert run.signoff["verdict"] == "NOT APPROVED" and run.exit_code == 1, run.output
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1, issues
+    assert issues[0]["message"].startswith("0024 did not create the index(es) idx_sync_progress_entity"), issues
+    assert issues[0]["tasks"] == [3, 8] and issues[0]["checks"] == 3, issues  # existence, definition, drift
+    assert run.statuses()[8] == "BLOCKED", run.task(8)
 
 
 def test_deployed_with_drift_in_what_the_report_leaves_open_is_approved(readiness_run, target, tmp_path) -> None:
