@@ -122,29 +122,24 @@ class TargetSession:
 
         Both inside a savepoint rolled back at once: the tests see the target as deployed.
         """
-        with self.conn.transaction(force_rollback=True):
-            try:
-                with self.conn.transaction():
-                    apply_file(self.conn, self.rollback)
-            except ApplyError as error:
-                self.state.rollback_error = error
-                return
-            self.state.baseline = snapshot.take(self.conn)
-            self.state.lint_before = lint_findings(self.conn)
-            try:
-                with self.conn.transaction():
-                    apply_file(self.conn, self.migration)
-                    self.state.file_built = snapshot.take(self.conn)
-            except ApplyError as error:
-                self.state.file_error = error
+        try:
+            with self.rolled_back():
+                self.state.baseline = snapshot.take(self.conn)
+                self.state.lint_before = lint_findings(self.conn)
+                try:
+                    with self.conn.transaction():
+                        apply_file(self.conn, self.migration)
+                        self.state.file_built = snapshot.take(self.conn)
+                except ApplyError as error:
+                    self.state.file_error = error
+        except ApplyError as error:  # the rollback's: the file's is recorded above
+            self.state.rollback_error = error
 
     def ways_out(self, held: deployment.TargetState) -> str:
         """0024 partly present: the one blocking cause, with what exists, what is missing, and each way out tried."""
         tried, compared = [], "the objects present could not be compared with the file (its rollback fails)"
-        with self.conn.transaction(force_rollback=True):
-            try:
-                with self.conn.transaction():
-                    apply_file(self.conn, self.rollback)
+        try:
+            with self.rolled_back():
                 left = deployment.read(self.conn, held.existing).existing
                 if left:
                     tried.append(f"the rollback leaves {', '.join(map(str, left))}: it does NOT clean the target")
@@ -157,8 +152,8 @@ class TargetSession:
                         compared = "the objects present differ from what the file creates: " + "; ".join(
                             map(str, found)
                         )
-            except ApplyError as error:
-                tried.append(f"rollback then 0024 FAILS: {error}")
+        except ApplyError as error:
+            tried.append(f"rollback then 0024 FAILS: {error}")
         resume = held.first_missing
         with self.conn.transaction(force_rollback=True):
             try:
@@ -178,11 +173,18 @@ class TargetSession:
         )
 
     @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """Inside a savepoint undone on leaving: the target once the rollback file ran on it. ApplyError
+        (the savepoint undone) when the rollback fails."""
+        with self.conn.transaction(force_rollback=True):
+            apply_file(self.conn, self.rollback)
+            yield
+
+    @contextmanager
     def before_migration(self) -> Iterator[psycopg.Connection]:
         """The target as it was before 0024, inside a savepoint; with 0024 deployed, as its rollback leaves it."""
         if self.state.held is not None and self.state.held.state == deployment.PRESENT:
-            with self.conn.transaction(force_rollback=True):
-                apply_file(self.conn, self.rollback)
+            with self.rolled_back():
                 yield self.conn
             return
         self.conn.execute(BACK_TO_BEFORE_0024)
