@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import catalog, expected, factories, interrupt, roles, server, volume_cluster
-from readiness.causes import MISSING_KEY
+from readiness import catalog, expected, factories, interrupt, rls, roles, server, volume_cluster
+from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -400,8 +400,26 @@ def missing_objects(
     return pytestconfig.stash[MISSING_KEY]
 
 
+@pytest.fixture(scope="session")
+def rls_faults(
+    pytestconfig: pytest.Config,
+    session_connection: psycopg.Connection,
+    migration_state: MigrationState,
+    missing_objects,
+) -> dict[str, list[str]]:
+    """The sync tables whose RLS breaks the report's rule, with how (readiness.rls)."""
+    if migration_state.blocked_reason:
+        return {}
+    present = [table for table in expected.CONTRACT_COLUMNS if table not in missing_objects.get("tables", ())]
+    with session_connection.transaction(force_rollback=True):
+        pytestconfig.stash[RLS_FAULTS_KEY] = rls.faults(session_connection, present)
+    return pytestconfig.stash[RLS_FAULTS_KEY]
+
+
 @pytest.fixture
-def migrated(db: psycopg.Connection, migration_state: MigrationState, missing_objects) -> psycopg.Connection:
+def migrated(
+    db: psycopg.Connection, migration_state: MigrationState, missing_objects, rls_faults
+) -> psycopg.Connection:
     """`db` with migration 0024 applied; a test needing it is BLOCKED when the migration could not apply."""
     if migration_state.blocked_reason:
         pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)

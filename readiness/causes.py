@@ -3,6 +3,8 @@
 The existence checks (marked `existence`) fail and name what is missing; every other check that then
 fails is BLOCKED by it instead of failing with the driver's UndefinedTable, so the sign-off lists one
 blocking issue per cause with the number of checks it blocks, as the report marks tasks BLOCKED.
+A table whose RLS breaks the report's rule (readiness.rls) is a cause too: every failed check marked as
+using it (`uses(table)`) counts towards that one issue, as failed, not blocked: each is a proof.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ BLOCKS_EVERYTHING = ("tables", "enums", "columns")
 BLOCKS_TASK = {"functions": 4}
 # A missing object also blocks the checks marked as using it (@pytest.mark.uses(name)), not the others of its task.
 MISSING_KEY = pytest.StashKey[dict[str, list[str]]]()
+RLS_FAULTS_KEY = pytest.StashKey[dict[str, list[str]]]()  # table -> how its RLS breaks the rule (readiness.rls)
 
 
 def cause_of(kind: str, missing: dict[str, list[str]]) -> str:
@@ -45,4 +48,15 @@ def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] =
     for kind in MISSING:
         if set(missing.get(kind, ())) & set(uses):
             return cause_of(kind, missing)
+    return None
+
+
+def rls_cause(uses: tuple[str, ...], faulty: dict[str, list[str]]) -> str | None:
+    """The cause of a failed check of the tables `uses` when one of them breaks the report's RLS rule; else None."""
+    for table in uses:
+        if table in faulty:
+            return (
+                f"RLS on {table} does not follow the report's rule (each command's policy, depending on the caller): "
+                f"{'; '.join(faulty[table])}. Every failed check of {table}'s isolation follows from it"
+            )
     return None

@@ -18,7 +18,7 @@ import pytest
 
 from readiness import PROJECT_ROOT, interrupt, roles
 from readiness.apply import meta_commands
-from readiness.causes import MISSING_KEY, blocked_by, cause_of
+from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY, blocked_by, cause_of, rls_cause
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
@@ -195,7 +195,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         item.user_properties.extend(properties)
         report.user_properties.extend(properties)
     if report.when in ("setup", "call") and (report.failed or blocked_reason(report)):
-        attribute_to_missing_object(item, report)
+        attribute_to_its_cause(item, report)
 
 
 def blocked_reason(report: pytest.TestReport) -> str | None:
@@ -204,23 +204,28 @@ def blocked_reason(report: pytest.TestReport) -> str | None:
     return outcome[1] if outcome and outcome[0] == BLOCKED else None
 
 
-def attribute_to_missing_object(item: pytest.Item, report: pytest.TestReport) -> None:
+def attribute_to_its_cause(item: pytest.Item, report: pytest.TestReport) -> None:
     """A failed existence check names its missing objects as its cause; a failed check of a subject the
-    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check)."""
-    missing = item.config.stash.get(MISSING_KEY, {})
+    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check);
+    a failed check of a table whose RLS breaks the report's rule has that table's cause (readiness.rls)."""
     task = task_of(item.nodeid)
-    if not missing or task is None:
+    if task is None:
         return
+    missing = item.config.stash.get(MISSING_KEY, {})
+    uses = tuple(name for marker in item.iter_markers("uses") for name in marker.args)
     existence = item.get_closest_marker("existence")
     kind = existence.args[0] if existence is not None and existence.args else None
     if kind in missing:
         report.user_properties.append(("cause", cause_of(kind, missing)))
         return
-    uses = tuple(name for marker in item.iter_markers("uses") for name in marker.args)
     cause = blocked_by(task, missing, uses)  # an existence check of columns is BLOCKED by their missing table
     if cause is not None:
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {BLOCKED_PREFIX}{cause}")
+        return
+    cause = rls_cause(uses, item.config.stash.get(RLS_FAULTS_KEY, {}))
+    if report.failed and cause is not None:
+        report.user_properties.append(("cause", cause))
 
 
 def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:

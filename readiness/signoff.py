@@ -192,14 +192,23 @@ class SignOff:
                 groups.setdefault(issue, []).append(test)
                 if cause is not None:
                     by_cause.setdefault(cause, issue)
+        severity_rank = {"CRITICAL": 0, "HIGH": 1}
         found = [
-            replace(issue, checks=len(tests), tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})))
+            replace(
+                issue,
+                checks=len(tests),
+                tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
+                # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
+                severity=min(
+                    (issue.severity, *(t.severity for t in tests if t.outcome == FAILED and not t.issues)),
+                    key=lambda level: severity_rank.get(level, 2),
+                ),
+            )
             for issue, tests in groups.items()
         ]
         not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
         if not_run:
             found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/"))
-        severity_rank = {"CRITICAL": 0, "HIGH": 1}
         return sorted(found, key=lambda issue: severity_rank.get(issue.severity, 2))
 
     @property

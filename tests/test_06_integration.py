@@ -283,6 +283,7 @@ def test_row_naming_missing_parent_is_refused(
 
 
 @pytest.mark.severity("CRITICAL")  # a failure is one organisation seeing another's rows
+@pytest.mark.uses(*SYNC_TABLES)
 def test_sync_flow_end_to_end_is_isolated_between_tenants(
     migrated: psycopg.Connection, two_tenants: tuple[Tenant, Tenant], columns
 ) -> None:

@@ -22,12 +22,19 @@ def test_policy_calling_uid_per_row_fails_task_2(readiness_run) -> None:
     assert "sync_progress_select" in run.task(2)["comments"]
 
 
-def test_policy_open_to_every_row_fails_task_2(readiness_run) -> None:
-    """A SELECT policy USING (true) lets one organisation read another's log, and task 2 fails."""
+def test_policy_open_to_every_row_fails_task_2_as_one_cause(readiness_run) -> None:
+    """A SELECT policy USING (true) lets one organisation read another's log, and task 2 fails: one CRITICAL
+    blocking issue, the table's, with every isolation check that shows the leak (tasks 2, 3 and 6) under it."""
     select = "CREATE POLICY sync_activity_log_select ON sync_activity_log FOR SELECT TO authenticated\n    USING "
-    run = readiness_run(mutate(select + ORG_MEMBER, select + "(true)"), TASK_2)
+    run = readiness_run(mutate(select + ORG_MEMBER, select + "(true)"))
     assert run.statuses()[2] == "FAIL", run.output
     assert run.task(2)["failed"] >= 3
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1, issues
+    assert issues[0]["message"].startswith("RLS on sync_activity_log does not follow the report's rule"), issues
+    assert "sync_activity_log_select: its USING (true) does not depend on the caller" in issues[0]["message"]
+    assert issues[0]["severity"] == "CRITICAL" and {2, 6} <= set(issues[0]["tasks"]), issues
+    assert issues[0]["checks"] == sum(run.task(n)["failed"] for n in range(1, 9)), (issues, run.signoff["tasks"])
 
 
 def test_partitions_left_open_fail_task_2(readiness_run) -> None:
@@ -60,3 +67,19 @@ def test_policy_not_asking_who_calls_fails_task_2(readiness_run) -> None:
         "test_policy_definition[sync_progress_select]",
         "test_isolation_holds_when_users_extended_has_no_rls[sync_progress]",
     }, run.output[-3000:]
+
+
+def test_missing_policy_is_one_cause(readiness_run) -> None:
+    """Without its INSERT policy sync_progress refuses every user's insert: one blocking issue, the table's, under
+    which the policy checks and the checks that insert as a user fail."""
+    insert = (
+        "CREATE POLICY sync_progress_insert ON sync_progress FOR INSERT TO authenticated\n    WITH CHECK "
+        + ORG_MEMBER + ";\n"
+    )  # fmt: skip
+    run = readiness_run(mutate(insert, ""))
+    assert run.signoff["verdict"] == "NOT APPROVED", run.output
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1, issues
+    assert issues[0]["message"].startswith("RLS on sync_progress does not follow the report's rule"), issues
+    assert "policy sync_progress_insert does not exist" in issues[0]["message"], issues
+    assert issues[0]["checks"] == sum(run.task(n)["failed"] for n in range(1, 9)) >= 3, issues
