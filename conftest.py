@@ -286,6 +286,7 @@ def volume_connection(
     timeouts: Timeouts,
     migration_state: MigrationState,
     missing_objects,
+    rls_faults,  # read here too: a worker of -n 2 may run only task 3's plans, whose failures join their causes
 ) -> Iterator[psycopg.Connection]:
     """A database of its own cluster: 0024 applied and a busy tenant's volume loaded (--volume activity-log rows).
 
