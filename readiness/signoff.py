@@ -177,7 +177,9 @@ class SignOff:
         counted = [
             t for t in self.outcomes.values() if t.outcome in (FAILED, BLOCKED) and task_of(t.nodeid) is not None
         ]
-        for test in sorted(counted, key=lambda t: t.outcome != FAILED):  # failures first: they name the causes
+        # Failures first: they name the causes; then by node id, so that an issue's location (its first check)
+        # is the same with -n 2, where outcomes arrive in any order.
+        for test in sorted(counted, key=lambda t: (t.outcome != FAILED, t.nodeid)):
             cause = test.cause or (test.message if test.outcome == BLOCKED else None)
             if test.outcome == FAILED and test.issues:
                 issues = test.issues
