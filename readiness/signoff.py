@@ -177,9 +177,8 @@ class SignOff:
         counted = [
             t for t in self.outcomes.values() if t.outcome in (FAILED, BLOCKED) and task_of(t.nodeid) is not None
         ]
-        # Failures first: they name the causes; then by node id, so that an issue's location (its first check)
-        # is the same with -n 2, where outcomes arrive in any order.
-        for test in sorted(counted, key=lambda t: (t.outcome != FAILED, t.nodeid)):
+        made_here: set[Issue] = set()  # issues located at a check: at their first failed one by node id, below
+        for test in sorted(counted, key=lambda t: t.outcome != FAILED):  # failures first: they name the causes
             cause = test.cause or (test.message if test.outcome == BLOCKED else None)
             if test.outcome == FAILED and test.issues:
                 issues = test.issues
@@ -188,6 +187,7 @@ class SignOff:
             elif test.outcome == FAILED:  # the same message from several checks is one cause
                 cause = cause or test.message
                 issues = [by_cause.get(cause) or Issue(test.severity, cause, test.nodeid)]
+                made_here.update(issues)
             else:
                 issues = [Issue("HIGH", f"checks blocked: {cause}", "")]
             for issue in issues:
@@ -198,6 +198,8 @@ class SignOff:
         found = [
             replace(
                 issue,
+                # the same with -n 2, where outcomes arrive in any order
+                location=min(t.nodeid for t in tests if t.outcome == FAILED) if issue in made_here else issue.location,
                 checks=len(tests),
                 tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
                 # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
