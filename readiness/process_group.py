@@ -27,21 +27,19 @@ def signal_group(child: subprocess.Popen, signum: int) -> None:  # type: ignore[
         pass
 
 
-def stop(child: subprocess.Popen) -> bool:  # type: ignore[type-arg]
+def stop(child: subprocess.Popen) -> None:  # type: ignore[type-arg]
     """Interrupt the child's group and wait for it, bounded; SIGKILL it after STOP_LIMIT_S, or at once on a
-    second interrupt. True when it ended by itself or on the interrupt, False when it had to be killed."""
+    second interrupt (which then goes on)."""
     if child.poll() is not None:
-        return True
+        return
     signal_group(child, signal.SIGINT)
     try:
         child.communicate(timeout=STOP_LIMIT_S)  # drains its pipes meanwhile: a full pipe would hold it
-        return True
     except BaseException as cut_short:
         signal_group(child, signal.SIGKILL)
         child.wait()
-        if isinstance(cut_short, subprocess.TimeoutExpired):
-            return False
-        raise
+        if not isinstance(cut_short, subprocess.TimeoutExpired):
+            raise
 
 
 @contextmanager

@@ -44,10 +44,10 @@ def faults(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
     policies = catalog.policies(conn, tables)
     found: dict[str, list[str]] = {}
     for table in tables:
-        faults = [] if catalog.rls_enabled(conn, table) else [f"RLS is not enabled on {table}"]
+        broken = [] if catalog.rls_enabled(conn, table) else [f"RLS is not enabled on {table}"]
         for name, (of_table, _) in sorted(expected.POLICIES.items()):
             if of_table == table:
-                faults += policy_faults(name, policies.get(name))
-        if faults:
-            found[table] = faults
+                broken += policy_faults(name, policies.get(name))
+        if broken:
+            found[table] = broken
     return found

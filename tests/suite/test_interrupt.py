@@ -68,7 +68,7 @@ def wait_for_end(run: subprocess.Popen, sent: signal.Signals, output: Path) -> N
     try:
         run.wait(timeout=END_LIMIT_S)
     except subprocess.TimeoutExpired:
-        os.killpg(run.pid, signal.SIGKILL)
+        process_group.signal_group(run, signal.SIGKILL)  # the group may have ended meanwhile
         run.wait()
         pytest.fail(f"the run was still alive {END_LIMIT_S} s after {sent.name}:\n{output.read_text()[-3000:]}")
 
@@ -88,7 +88,7 @@ def wait_for_moment(run: subprocess.Popen, phases: Path, moment: str, output: Pa
             return
         time.sleep(0.05)
     if run.poll() is None:
-        os.killpg(run.pid, signal.SIGKILL)
+        process_group.signal_group(run, signal.SIGKILL)  # the group may have ended meanwhile
     pytest.fail(f"the run never reached '{moment}' (exit {run.poll()}):\n{output.read_text()[-3000:]}")
 
 
