@@ -8,7 +8,7 @@ PYTEST := $(PY) -m pytest
 # 2.6 s of each run here when PYTHONDONTWRITEBYTECODE is set.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup readiness test lint browser bench bench-isolation bench-volume soak check-platforms clean
+.PHONY: setup readiness test lint browser contract bench bench-isolation bench-volume soak check-platforms clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ browser:
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium could not be installed: the browser test will be skipped"
+
+# docs/contract.md: every requirement of readiness/ledger.toml with the checks that enforce it (a suite test keeps it current).
+contract: $(VENV)/.installed
+	$(PY) -m readiness.ledger
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check readiness tests conftest.py bench

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import catalog, expected, factories, interrupt, rls, roles, server, volume_cluster
+from readiness import catalog, expected, factories, interrupt, rls, roles, server, volume, volume_cluster
 from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY
 from readiness.clusters import (
     SHARED_SERVER,
@@ -32,15 +32,19 @@ from readiness.clusters import (
 from readiness.database import DBNAME, MigrationState, Timeouts, connect, create_ephemeral, create_with_prerequisites
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.factories import Tenant
-from readiness.signoff import BLOCKED_PREFIX, SIGNOFF_KEY, Issue, SignOff
+from readiness.outcomes import recorded
+from readiness.signoff import SIGNOFF_KEY, SignOff
 from readiness.target import TargetSession, describe, open_target
+from readiness.verdicts import DesignDifference, Issue, blocked
 from readiness.volume_cluster import VolumeHandle, VolumeUnavailable
 
 # Property tests: "readiness" is quick enough for every run; "thorough" for a deeper look
 # (pytest --hypothesis-profile=thorough). No example database: a readiness run must not
 # depend on what earlier runs found.
-settings.register_profile("readiness", max_examples=25, deadline=None, database=None, print_blob=True)
-settings.register_profile("thorough", max_examples=400, deadline=None, database=None, print_blob=True)
+# One failure, its minimal example written out by the check's own message: no blob, no "distinct failures" group.
+QUIET = {"deadline": None, "database": None, "print_blob": False, "report_multiple_bugs": False}
+settings.register_profile("readiness", max_examples=25, **QUIET)
+settings.register_profile("thorough", max_examples=400, **QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "readiness"))
 TESTS_ANNOUNCED = pytest.StashKey[bool]()
 
@@ -268,9 +272,9 @@ def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iter
     if target_dsn:
         session = request.getfixturevalue("target_session")
         if session.state.partial:
-            pytest.skip(f"{BLOCKED_PREFIX}{session.state.partial}")
+            blocked(session.state.partial)
         if session.state.rollback_error is not None:
-            pytest.skip(f"{BLOCKED_PREFIX}the rollback fails on the deployed 0024: {session.state.rollback_error}")
+            blocked(f"the rollback fails on the deployed 0024: {session.state.rollback_error}")
         with session.before_migration() as conn:
             yield conn
         return
@@ -293,7 +297,9 @@ def volume_connection(
     Against a target too: the verdict on plans is the volume's, whose size is known; the target's own plans are
     listed beside it (test_plans_on_the_deployed_target)."""
     if migration_state.blocked_reason:
-        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+        blocked(migration_state.blocked_reason)
+    for table, role in volume.ROLES_NEEDED:  # the volume fills them: BLOCKED, as every check needing one is
+        request.getfixturevalue("columns")[(table, role)]
     handle = request.getfixturevalue("volume_handle")
     if handle.status_now() is None:
         say(pytestconfig, "waiting for the volume for task 3 to be ready ...")
@@ -328,9 +334,9 @@ def blocking_issue(request: pytest.FixtureRequest, migration_state: MigrationSta
     """
 
     def record(issue: dict[str, str]) -> None:
-        request.node.user_properties.append(("blocking_issue", issue))
+        recorded(request.node).issues.append(Issue(**issue))
         if migration_state.blocked_reason:
-            request.node.user_properties.append(("cause", migration_state.blocked_reason))
+            recorded(request.node).cause = migration_state.blocked_reason
 
     return record
 
@@ -341,9 +347,7 @@ def recommendation(request: pytest.FixtureRequest) -> Callable[[str, str, str], 
 
     def record(severity: str, message: str, location: str) -> None:
         assert severity in ("MEDIUM", "LOW"), f"a recommendation is MEDIUM or LOW, not {severity}"
-        request.node.user_properties.append(
-            ("recommendation", {"severity": severity, "message": message, "location": location})
-        )
+        recorded(request.node).recommendations.append(Issue(severity, message, location))
 
     return record
 
@@ -353,9 +357,7 @@ def design_difference(request: pytest.FixtureRequest) -> Callable[[str, object, 
     """Record where the migration under test differs from our own 0024's design: listed, never blocking."""
 
     def record(subject: str, design: object, found: object) -> None:
-        request.node.user_properties.append(
-            ("design_difference", {"subject": subject, "design": str(design), "found": str(found)})
-        )
+        recorded(request.node).differences.append(DesignDifference(subject, str(design), str(found)))
 
     return record
 
@@ -365,7 +367,7 @@ def record_figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """Record a measured figure (a timing, a count) for the sign-off's measurements table."""
 
     def record(name: str, value: str) -> None:
-        request.node.user_properties.append(("figure", (name, value)))
+        recorded(request.node).figures[name] = value
 
     return record
 
@@ -423,7 +425,7 @@ def migrated(
 ) -> psycopg.Connection:
     """`db` with migration 0024 applied; a test needing it is BLOCKED when the migration could not apply."""
     if migration_state.blocked_reason:
-        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+        blocked(migration_state.blocked_reason)
     return db
 
 
@@ -433,7 +435,7 @@ def columns(
 ) -> roles.Columns:
     """Which column of the migration under test plays each role the checks need; listed in the sign-off."""
     if migration_state.blocked_reason:
-        pytest.skip(BLOCKED_PREFIX + migration_state.blocked_reason)
+        blocked(migration_state.blocked_reason)
     with session_connection.transaction(force_rollback=True):
         resolved = roles.resolve(session_connection, roles.read_overrides(pytestconfig.getoption("columns")))
     environment = pytestconfig.stash[SIGNOFF_KEY].environment

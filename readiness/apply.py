@@ -17,6 +17,7 @@ import psycopg
 from pglast import parser
 from psycopg import sql
 
+from readiness import catalog
 from readiness.errors import ReadinessUsageError
 
 TRANSACTION_CONTROL = "TransactionStmt"
@@ -153,6 +154,7 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, s
     """
     source = read_sql(path)
     count = 0
+    catalog.forget(conn)  # its DDL may change the tables whose columns this session read
     # The file may SET LOCAL its own lock_timeout and statement_timeout (a deploy should): in the caller's
     # transaction they would outlive the file, so the suite's own are put back after it.
     timeouts = conn.execute(SUITE_TIMEOUTS).fetchone()

@@ -7,7 +7,7 @@ Supabase's PostgREST runs each request as `SET LOCAL ROLE <role>` with the verif
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from uuid import UUID
 
@@ -55,6 +55,18 @@ def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None)
             pytest.fail(f"expected refusal {sqlstate} {message or ''}, PostgreSQL answered {error.sqlstate} {found}")
     else:
         pytest.fail(f"expected PostgreSQL to refuse with {sqlstate} {message or ''}, it accepted the statement")
+
+
+def attempt(conn: psycopg.Connection, what: Callable[[], object]) -> psycopg.Error | None:
+    """Run `what` in a savepoint: the error PostgreSQL refused it with, or None when it was accepted.
+
+    The test's transaction, and the role it acts as, stay usable either way."""
+    try:
+        with conn.transaction():
+            what()
+    except psycopg.Error as error:
+        return error
+    return None
 
 
 @contextmanager

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from psycopg import Connection
+from psycopg.pq import TransactionStatus
 
 from readiness.expected import FUNCTION_NAMES, Column, ForeignKey, Function, Index, Policy, Trigger
 
@@ -123,8 +126,33 @@ def enum_labels(conn: Connection, name: str) -> tuple[str, ...]:
     return tuple(row[0] for row in conn.execute(ENUM_LABELS, (name,)))
 
 
+# A table's columns and key, read once per session: the checks ask for them thousands of times a run, and
+# only a SQL file applied in the session changes them (readiness.apply forgets this session's entries).
+_TABLES: dict[tuple[object, ...], object] = {}
+
+
+def _session(conn: Connection) -> tuple[object, ...]:
+    return (conn.info.host, conn.info.port, conn.info.dbname, conn.info.backend_pid)
+
+
+def forget(conn: Connection) -> None:
+    """Drop what this session read of its tables' columns and keys (after DDL)."""
+    session = _session(conn)
+    for key in [key for key in _TABLES if key[:4] == session]:
+        del _TABLES[key]
+
+
+def _read_once(conn: Connection, what: str, table: str, read):  # type: ignore[no-untyped-def]
+    key = (*_session(conn), what, table)
+    if key not in _TABLES:
+        _TABLES[key] = read()
+    return _TABLES[key]
+
+
 def columns(conn: Connection, table: str) -> dict[str, Column]:
-    return {name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (table,))}
+    return dict(_read_once(conn, "columns", table, lambda: {
+        name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (table,))
+    }))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,8 +164,17 @@ class Required:
     labels: tuple[str, ...]  # an enum's labels in order; empty for other types
 
 
+def type_length(type_name: str) -> int | None:
+    """The length limit format_type() prints for a character type ('character varying(64)' -> 64), else None."""
+    if not type_name.startswith(("character", "bit")) or "(" not in type_name:
+        return None
+    return int(type_name.split("(")[1].split(")")[0])
+
+
 def required_columns(conn: Connection, table: str) -> list[Required]:
-    return [Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (table,))]
+    return list(_read_once(conn, "required", table, lambda: [
+        Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (table,))
+    ]))  # fmt: skip
 
 
 def enum_typed_columns(conn: Connection, enums: list[str]) -> set[tuple[str, str, str]]:
@@ -145,7 +182,7 @@ def enum_typed_columns(conn: Connection, enums: list[str]) -> set[tuple[str, str
 
 
 def primary_key(conn: Connection, table: str) -> tuple[str, ...]:
-    return tuple(scalar(conn, PRIMARY_KEY, table) or ())  # type: ignore[arg-type]
+    return _read_once(conn, "key", table, lambda: tuple(scalar(conn, PRIMARY_KEY, table) or ()))  # type: ignore[no-any-return]
 
 
 def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:
@@ -172,11 +209,26 @@ def rls_enabled(conn: Connection, table: str) -> bool:
     return bool(scalar(conn, RLS_ENABLED, table))
 
 
+@contextmanager
+def qualified_names(conn: Connection) -> Iterator[None]:
+    """Expressions printed with every name schema-qualified (search_path ''), whatever the session's search_path:
+    with auth on it, PostgreSQL prints auth.uid() as uid(). Local to the caller's transaction."""
+    previous = scalar(conn, "SELECT current_setting('search_path')")
+    conn.execute("SELECT set_config('search_path', '', true)")
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('search_path', %s, true)", (previous,))
+
+
 def policies(conn: Connection, tables: list[str]) -> dict[str, Policy]:
-    """Policy name -> the policy on one of `tables`, its expressions as PostgreSQL prints them."""
+    """Policy name -> the policy on one of `tables`, its expressions as PostgreSQL prints them, names qualified."""
+    with qualified_names(conn):
+        rows = conn.execute(POLICIES, (tables,)).fetchall()
     return {
         name: Policy(table, cmd, tuple(sorted(roles)), permissive, qual, check)
-        for name, table, cmd, roles, permissive, qual, check in conn.execute(POLICIES, (tables,))
+        for name, table, cmd, roles, permissive, qual, check in rows
     }
 
 

@@ -16,7 +16,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from readiness import SQL_DIR, catalog, expected, lint, snapshot
 from readiness.apply import ApplyError, apply_file
-from readiness.deployment import TargetState
+from readiness.deployment import TargetState, created_objects
 from readiness.snapshot import Snapshot
 
 PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
@@ -108,6 +108,28 @@ def missing_prerequisites(conn: psycopg.Connection) -> list[str]:
     return [p.label for p in expected.PREREQUISITES if not prerequisite_exists(conn, p)]
 
 
+# Report, Recommendations, Step 3: "Check if sync infrastructure tables exist" -- public's sync% tables, but those
+# the 0024 under test creates (and the partitions of its tables).
+SYNC_INFRASTRUCTURE = """
+SELECT t.table_name::text FROM information_schema.tables t
+WHERE t.table_schema = 'public' AND t.table_name LIKE 'sync%%' AND NOT (t.table_name::text = ANY (%(ours)s::text[]))
+  AND NOT EXISTS (SELECT FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                  WHERE i.inhrelid = ('public.' || quote_ident(t.table_name))::regclass
+                    AND p.relname::text = ANY (%(ours)s::text[]))
+ORDER BY 1
+"""
+
+
+def migration_0023_evidence(conn: psycopg.Connection, migration: Path) -> list[str]:
+    """What shows migration 0023 applied: the report's Step 3 query's tables, not counting 0024's own."""
+    try:
+        ours = {obj.name.split(".")[-1] for obj in created_objects(migration) if obj.kind == "table"}
+    except ApplyError:  # a file that does not parse: its own check says so
+        ours = set()
+    ours |= set(expected.CONTRACT_COLUMNS)
+    return [row[0] for row in conn.execute(SYNC_INFRASTRUCTURE, {"ours": sorted(ours)})]
+
+
 def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeouts, dbname: str = DBNAME) -> str:
     """Create `dbname` on a throw-away server with the prerequisites and 0023; return its conninfo."""
     DatabaseJanitor(user=user, host=host, port=port, dbname=dbname).init()
@@ -129,7 +151,7 @@ def create_ephemeral(
 def inspect(conn: psycopg.Connection, state: MigrationState) -> None:
     """Record what is there before the migration: prerequisites, 0023, the catalog."""
     state.missing_prerequisites = missing_prerequisites(conn)
-    state.migration_0023_applied = catalog.relation_exists(conn, expected.MIGRATION_0023_TABLE)
+    state.migration_0023_applied = bool(migration_0023_evidence(conn, state.migration))
     state.baseline = snapshot.take(conn)
     state.lint_before = lint_findings(conn)
 

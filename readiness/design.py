@@ -124,3 +124,14 @@ POLICIES: dict[str, Policy] = {
     **_policies("sync_progress", "sync_progress"),
     **_policies("sync_activity_log", "sync_activity_log"),
 }
+
+
+# BEFORE triggers of one event fire in the order of their names: ours fire elapsed (which stamps completed_at),
+# then timestamp, then totals, so the counts are validated on the row the others have finished.
+BEFORE_UPDATE_ORDER = (
+    "public.update_sync_progress_elapsed",
+    "public.update_sync_progress_timestamp",
+    "public.validate_sync_progress_totals",
+)
+# sync_activity_log by range on created_at, a partition a month, and a default partition.
+PARTITION_KEY = ("range", "created_at")

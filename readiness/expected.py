@@ -28,8 +28,6 @@ PREREQUISITES = (
     Prerequisite("auth schema", "Auth infrastructure exists", "schema", "auth"),
     Prerequisite("auth.users_extended table", "User mapping table exists", "table", "auth.users_extended"),
 )
-# Report, Recommendations, Step 3: the table migration 0023 creates.
-MIGRATION_0023_TABLE = "public.sync_connection"
 
 # Report, section 5: names and labels, in order.
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -83,52 +81,62 @@ class Column:
 
 @dataclass(frozen=True)
 class Rule:
-    """What the report requires of a column: its type (format_type() prefixes allowed) and, if it says, nullability."""
+    """What the report requires of a column: a type (format_type() prefixes), or the type of the key it references,
+    and, where the report implies it, NULL-ability. An empty `types` with no `references` leaves the type open."""
 
-    types: tuple[str, ...]
+    types: tuple[str, ...] = ()
     nullable: bool | None = None  # None: the report leaves it open
+    references: str | None = None  # schema.table.column whose type the column must have (an FK's key)
 
-    def allows(self, column: Column) -> bool:
-        return column.type.startswith(self.types) and self.nullable in (None, column.nullable)
+    def allows(self, column: Column, referenced: str | None = None) -> bool:
+        """Whether `column` meets the rule; `referenced` is the type of the key it references, if it does."""
+        typed = column.type == referenced if self.references else not self.types or column.type.startswith(self.types)
+        return typed and self.nullable in (None, column.nullable)
 
-    def __str__(self) -> str:
+    def describe(self, referenced: str | None = None) -> str:
         null = {None: "", True: " NULL", False: " NOT NULL"}[self.nullable]
-        return " or ".join(self.types) + null
+        if self.references:
+            return f"{referenced or '?'} (the type of {self.references}){null}"
+        return (" or ".join(self.types) or "any type") + null
 
 
-UUID, TEXT, TIMESTAMP = ("uuid",), ("text", "character varying"), ("timestamp with time zone",)
-ORG = Rule(UUID, nullable=False)  # section 6: REFERENCES organization(id) ON DELETE CASCADE; every row is a tenant's
-USER = Rule(UUID, nullable=True)  # section 6: REFERENCES auth.users_extended(id) ON DELETE SET NULL: must take NULL
+TIMESTAMPS = ("timestamp with time zone", "timestamp without time zone")
+# section 6: REFERENCES organization(id) ON DELETE CASCADE; every row is a tenant's ("All sync operations require
+# org_id for security isolation", Root Cause Analysis)
+ORG = Rule(nullable=False, references="public.organization.id")
+# section 6: REFERENCES auth.users_extended(id) ON DELETE SET NULL: the column must take NULL
+USER = Rule(nullable=True, references="auth.users_extended.id")
+OPEN = Rule()  # named by an index; its type is the migration's choice
 
-# The columns the report names (section 3's indexes, section 6's keys) or its functions imply, and what it
-# requires of each. Every other column, and every default, is the migration's own choice (readiness.design).
+# The columns the report names (section 3's indexes, section 6's keys), and what it requires of each. Every
+# other column, every default, and the types the report does not imply, are the migration's choice (design).
 CONTRACT_COLUMNS: dict[str, dict[str, Rule]] = {
     "sync_preview_cache": {
         "org_id": ORG,
         "computed_by": USER,
         "sync_type": Rule(("sync_type",)),  # idx_sync_preview_cache_org_type
-        "cache_key": Rule(TEXT, nullable=True),  # idx_sync_preview_cache_key: WHERE cache_key IS NOT NULL
-        "expires_at": Rule(TIMESTAMP),  # idx_sync_preview_cache_expires; auto_cleanup_preview_cache()
-        "computed_at": Rule(TIMESTAMP),  # idx_sync_preview_cache_computed
+        "cache_key": Rule(nullable=True),  # idx_sync_preview_cache_key: WHERE cache_key IS NOT NULL
+        "expires_at": Rule(TIMESTAMPS),  # idx_sync_preview_cache_expires; auto_cleanup_preview_cache()
+        "computed_at": Rule(TIMESTAMPS),  # idx_sync_preview_cache_computed
     },
     "sync_progress": {
         "org_id": ORG,
         "initiated_by": USER,
-        "job_id": Rule(TEXT),  # idx_sync_progress_org_job
-        "sync_id": Rule(UUID),  # idx_sync_progress_org_sync
+        "job_id": OPEN,  # idx_sync_progress_org_job
+        "sync_id": OPEN,  # idx_sync_progress_org_sync
         "entity_type": Rule(("sync_entity_type",)),  # idx_sync_progress_entity
-        "started_at": Rule(TIMESTAMP),  # idx_sync_progress_entity
-        "updated_at": Rule(TIMESTAMP),  # idx_sync_progress_updated; update_sync_progress_timestamp()
-        "completed_at": Rule(TIMESTAMP, nullable=True),  # idx_sync_progress_active: WHERE completed_at IS NULL
+        "started_at": Rule(TIMESTAMPS),  # idx_sync_progress_entity
+        "updated_at": Rule(TIMESTAMPS),  # idx_sync_progress_updated; update_sync_progress_timestamp()
+        "completed_at": Rule(TIMESTAMPS, nullable=True),  # idx_sync_progress_active: WHERE completed_at IS NULL
     },
     "sync_activity_log": {
         "org_id": ORG,
         "user_id": USER,
-        "sync_id": Rule(UUID),  # idx_sync_activity_log_sync_id
+        "sync_id": OPEN,  # idx_sync_activity_log_sync_id
         "action": Rule(("sync_action",)),  # idx_sync_activity_log_action
         "entity_type": Rule(("sync_entity_type",)),  # idx_sync_activity_log_entity
         "status": Rule(("sync_status_type",)),  # idx_sync_activity_log_status
-        "created_at": Rule(TIMESTAMP, nullable=False),  # the partition key
+        "created_at": Rule(TIMESTAMPS),  # idx_sync_activity_log_org_created (and the partitions' time)
     },
 }
 # Columns typed by the report's enums (section 5): those it names, and the job's status, which its
@@ -137,15 +145,7 @@ ENUM_COLUMNS = {
     (table, name, rule.types[0])
     for table, columns in CONTRACT_COLUMNS.items()
     for name, rule in columns.items()
-    if rule.types[0] in ENUMS
-}
-
-# Every table has a primary key; a partitioned table's must contain its partition key. Which other
-# columns, and in what order, is the migration's choice.
-PRIMARY_KEY_MUST_CONTAIN: dict[str, frozenset[str]] = {
-    "sync_preview_cache": frozenset(),
-    "sync_progress": frozenset(),
-    "sync_activity_log": frozenset({"created_at"}),
+    if rule.types and rule.types[0] in ENUMS
 }
 
 
@@ -183,9 +183,9 @@ FOREIGN_KEYS: dict[str, frozenset[ForeignKey]] = {
     ),
 }
 
-# Report, section 3 heading and the issue: sync_activity_log is partitioned by range on its
-# creation time, with partitions covering now and a default partition.
-PARTITIONED: dict[str, tuple[str, str]] = {"sync_activity_log": ("range", "created_at")}
+# Report, section 8 ("Drop tables (partitions cascade)"): the audit log is the partitioned table. By what, and
+# how, is the migration's choice (readiness.design).
+PARTITIONED = ("sync_activity_log",)
 
 
 @dataclass(frozen=True)
@@ -279,16 +279,8 @@ CONTRACT_TRIGGERS = frozenset(
         Trigger("sync_progress", "AFTER", frozenset({"UPDATE"}), "public.auto_log_sync_activity_on_progress_change"),
     }
 )
-# Counts are validated on the row the other BEFORE triggers have finished: the function order of the
-# BEFORE UPDATE triggers (they fire in the order of their names).
-BEFORE_UPDATE_ORDER = (
-    "public.update_sync_progress_elapsed",
-    "public.update_sync_progress_timestamp",
-    "public.validate_sync_progress_totals",
-)
-
-# Design (README, "The schema"): a job in one of these statuses is over. Reaching one stamps
-# completed_at and, from another status, writes one sync_complete row to sync_activity_log.
+# Report, section 5: the labels of sync_status_type that end a job (pending, in_progress and paused do not).
+# Finishing a job is what auto_log_sync_activity_on_progress_change() must audit (section 4).
 FINISHED_STATUSES = ("completed", "completed_with_errors", "failed", "cancelled", "timeout")
 
 

@@ -18,6 +18,8 @@ import pglast
 from pglast import ast
 from psycopg import Connection
 
+from readiness.catalog import qualified_names
+
 # --- sessions in the way: locks held and transactions left open ------------------------
 
 # Longer than this, an open transaction is a finding even if it holds no lock on the objects.
@@ -355,7 +357,9 @@ def per_row_auth_calls(expression: str | None) -> list[str]:
 def auth_rls_initplan(conn: Connection) -> list[str]:
     """Policies calling auth.uid(), auth.jwt() or auth.role() per row instead of once, as (SELECT auth.uid())."""
     findings = []
-    for table, name, using, with_check in conn.execute(POLICY_EXPRESSIONS):
+    with qualified_names(conn):  # auth.uid() prints as uid() when auth is on the session's search_path
+        rows = conn.execute(POLICY_EXPRESSIONS).fetchall()
+    for table, name, using, with_check in rows:
         for clause, expression in (("USING", using), ("WITH CHECK", with_check)):
             for call in per_row_auth_calls(expression):
                 findings.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from readiness.render import EXECUTION_ORDER, PREREQUISITE_SQL, affected
+from readiness.render import EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
 from readiness.signoff import PREREQUISITE_CHECKS, SignOff
 
 MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
@@ -59,8 +59,9 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
             "",
         ]
     lines += ["### Blocking Issues", ""]
-    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)})" for i, issue in
-              enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)})"
+              + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
+              for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Recommendations (not blocking)", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
               enumerate(signoff.recommendations, 1)] or ["None."]  # fmt: skip

@@ -9,35 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from html import escape
 from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, interrupt, roles
+from readiness import PROJECT_ROOT, interrupt, ledger, markers, outcomes, roles
 from readiness.apply import meta_commands
-from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY, blocked_by, cause_of, rls_cause
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
 from readiness.render import signoff_html, terminal_table
-from readiness.signoff import (
-    BLOCKED,
-    BLOCKED_PREFIX,
-    FAILED,
-    NA_PREFIX,
-    NOT_APPLICABLE,
-    PASSED,
-    SIGNOFF_KEY,
-    SKIPPED,
-    CheckOutcome,
-    DesignDifference,
-    Issue,
-    SignOff,
-    task_of,
-)
+from readiness.signoff import SIGNOFF_KEY, SignOff
+from readiness.verdicts import BLOCKED, DIFFERS, FAILED, Issue, Outcome
 
 EXIT_NOT_APPROVED = 1
 
@@ -173,77 +158,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     return outcome
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every readiness check names the requirement it enforces, and its markers' arguments are known ones."""
+    markers.validate(items)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    examples = getattr(item, "hypothesis_statistics", None)
-    if report.when == "teardown" and examples:
-        # hypothesis describes each phase as "N passing, M failing, and K invalid test cases"
-        tried = sum(int(n) + int(m) for n, m in re.findall(r"(\d+) passing, (\d+) failing", examples))
-        report.user_properties.append(("hypothesis_examples", tried))
-    if report.when == "setup":
-        # On the item, so the call and teardown reports carry them too (pytest copies them per report).
-        doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
-        properties = [("description", (doc or item.name).strip().splitlines()[0])]
-        marker = item.get_closest_marker("check")
-        if marker:
-            properties.append(("check", marker.args[0]))
-        severity = item.get_closest_marker("severity")
-        if severity:
-            properties.append(("severity", severity.args[0]))
-        item.user_properties.extend(properties)
-        report.user_properties.extend(properties)
-    if report.when in ("setup", "call") and (report.failed or blocked_reason(report)):
-        attribute_to_its_cause(item, report)
-
-
-def blocked_reason(report: pytest.TestReport) -> str | None:
-    """The reason of a check reported BLOCKED, else None."""
-    outcome = _outcome(report) if report.skipped else None
-    return outcome[1] if outcome and outcome[0] == BLOCKED else None
-
-
-def attribute_to_its_cause(item: pytest.Item, report: pytest.TestReport) -> None:
-    """A failed existence check names its missing objects as its cause; a failed check of a subject the
-    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check);
-    a failed check of a table whose RLS breaks the report's rule has that table's cause (readiness.rls)."""
-    task = task_of(item.nodeid)
-    if task is None:
-        return
-    missing = item.config.stash.get(MISSING_KEY, {})
-    uses = tuple(name for marker in item.iter_markers("uses") for name in marker.args)
-    existence = item.get_closest_marker("existence")
-    kind = existence.args[0] if existence is not None and existence.args else None
-    if kind in missing:
-        report.user_properties.append(("cause", cause_of(kind, missing)))
-        return
-    cause = blocked_by(task, missing, uses)  # an existence check of columns is BLOCKED by their missing table
-    if cause is not None:
-        report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {BLOCKED_PREFIX}{cause}")
-        return
-    cause = rls_cause(uses, item.config.stash.get(RLS_FAULTS_KEY, {}))
-    if report.failed and cause is not None:
-        report.user_properties.append(("cause", cause))
-
-
-def _outcome(report: pytest.TestReport) -> tuple[str, str] | None:
-    if report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        if reason.startswith(BLOCKED_PREFIX):
-            return BLOCKED, reason.removeprefix(BLOCKED_PREFIX)
-        if reason.startswith(NA_PREFIX):
-            return NOT_APPLICABLE, reason.removeprefix(NA_PREFIX)
-        return SKIPPED, reason
-    if report.failed:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        message = crash.message if crash is not None else str(report.longrepr)
-        return FAILED, message.removeprefix("AssertionError: ").removeprefix("Failed: ").split("\nassert ")[0].strip()
-    if report.when == "call":
-        return PASSED, ""
-    return None
+    """The one place a check's outcome is decided (readiness.outcomes), carried on its report as a value."""
+    report = (yield).get_result()
+    report.readiness = outcomes.decide(item, call, report)
 
 
 class SignOffReporter:
@@ -254,26 +178,19 @@ class SignOffReporter:
         self.signoff = signoff
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == "hypothesis_examples":
-                self.signoff.examples[report.nodeid] = value
-            elif key == "figure":
-                self.signoff.figures[value[0]] = value[1]
-            elif key == "recommendation":
-                self.signoff.recommendations[Issue(**value)] = None
-            elif key == "design_difference":
-                self.signoff.design_differences[value["subject"]] = DesignDifference(**value)
-        outcome = _outcome(report)
-        if outcome is None:
+        data = getattr(report, "readiness", None)  # readiness.outcomes.decide's, in this process or a worker's
+        if not data:
             return
-        properties = dict(report.user_properties)
-        issues = [Issue(**value) for key, value in report.user_properties if key == "blocking_issue"]
-        self.signoff.record(
-            CheckOutcome(
-                report.nodeid, *outcome, properties.get("description", ""), properties.get("check"), issues,
-                properties.get("cause"), properties.get("severity", "HIGH"),
-            )
-        )  # fmt: skip
+        recorded = outcomes.recorded_of(data)
+        for issue in recorded.recommendations:
+            self.signoff.recommendations[issue] = None
+        for difference in recorded.differences:
+            self.signoff.design_differences[difference.subject] = difference
+        self.signoff.figures.update(recorded.figures)
+        if data.get("examples"):
+            self.signoff.examples[report.nodeid] = data["examples"]
+        if data.get("outcome"):
+            self.signoff.record(Outcome.of(data["outcome"]))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -312,7 +229,7 @@ class SignOffReporter:
         self.signoff.environment.update(recorded.get("environment", {}))
         self.signoff.figures.update(recorded.get("figures", {}))
         for issue in recorded.get("recommendations", []):
-            self.signoff.recommendations[Issue(**{**issue, "tasks": tuple(issue["tasks"])})] = None
+            self.signoff.recommendations[Issue.of(issue)] = None
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         terminalreporter.section("migration 0024 readiness sign-off")
@@ -340,10 +257,13 @@ class HtmlSignOff:
         cells.insert(2, "<th>Check</th>")
 
     def pytest_html_results_table_html(self, report, data) -> None:  # type: ignore[no-untyped-def]
-        """A failed or blocked check's row shows what was expected and found (its message), not a traceback."""
-        outcome = _outcome(report) if task_of(report.nodeid) is not None else None
-        if outcome is not None and outcome[0] in (FAILED, BLOCKED):
-            data[:] = [f'<div class="log">{escape(outcome[1])}</div>']
+        """A failed, blocked or differing check's row shows what was expected and found (its message), not a
+        traceback, and the requirement it enforces."""
+        outcome = (getattr(report, "readiness", None) or {}).get("outcome")
+        if outcome and outcome["status"] in (FAILED, BLOCKED, DIFFERS):
+            requirement = ledger.get(outcome["requirement"]) if outcome["requirement"] else None
+            enforces = f'<div class="log">enforces {escape(str(requirement))}</div>' if requirement else ""
+            data[:] = [f'<div class="log">{escape(outcome["message"])}</div>{enforces}']
 
     def pytest_html_results_table_row(self, report, cells) -> None:  # type: ignore[no-untyped-def]
-        cells.insert(2, f"<td>{escape(dict(getattr(report, 'user_properties', [])).get('description', ''))}</td>")
+        cells.insert(2, f"<td>{escape((getattr(report, 'readiness', None) or {}).get('description', ''))}</td>")

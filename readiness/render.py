@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from readiness import SQL_DIR
-from readiness.signoff import PREREQUISITE_CHECKS, Issue, SignOff
+from readiness import SQL_DIR, ledger
+from readiness.signoff import PREREQUISITE_CHECKS, SignOff
+from readiness.verdicts import Issue
 
 PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR / "prerequisites" / "02_auth.sql"]
 
@@ -53,14 +54,23 @@ def affected(issue: Issue) -> str:
     return f"{issue.checks} check{'s' if issue.checks != 1 else ''}" + (f" (task {tasks})" if tasks else "")
 
 
+def requirement_of(issue: Issue) -> str:
+    """What the issue breaks, as the ledger names it: its id, where it comes from, the words it quotes."""
+    if not issue.requirement:
+        return ""
+    requirement = ledger.get(issue.requirement)
+    return f"{requirement.id} ({requirement.source}: {requirement.cites}): “{requirement.quote}”"
+
+
 def issues_table(heading: str, issues: Iterable[Issue], counted: bool = True) -> str:
-    """Blocking issues (with the checks each affects) or recommendations: severity, message, location."""
+    """Blocking issues (with the checks each affects and the requirement they break) or recommendations:
+    severity, message, location."""
     rows = [
-        [badge(i.severity), escape(i.message), *([escape(affected(i))] if counted else []),
+        [badge(i.severity), escape(i.message), *([escape(affected(i)), escape(requirement_of(i))] if counted else []),
          f"<code>{escape(i.location)}</code>"]
         for i in issues
     ]  # fmt: skip
-    headers = ["Severity", heading, *(["Checks"] if counted else []), "Location"]
+    headers = ["Severity", heading, *(["Checks", "Requirement"] if counted else []), "Location"]
     return table(headers, rows) if rows else "<p>None.</p>"
 
 
@@ -158,7 +168,8 @@ def terminal_table(signoff: SignOff) -> list[str]:
     for task in signoff.tasks:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:
-        lines.append(f"{issue.severity}: {issue.message} ({issue.location}; {affected(issue)})")
+        enforces = f"; breaks {issue.requirement}" if issue.requirement else ""
+        lines.append(f"{issue.severity}: {issue.message} ({issue.location}; {affected(issue)}{enforces})")
     if signoff.recommendations:
         lines.append(f"recommendations (not blocking): {len(signoff.recommendations)}, listed in the reports")
     if signoff.design_differences:

@@ -1,7 +1,7 @@
-"""Task verdicts gathered from test outcomes, and the overall sign-off.
+"""Task verdicts gathered from the checks' outcomes (readiness.verdicts), and the overall sign-off.
 
-A test belongs to the task its module is numbered for (tests/test_05_enums.py -> task 5).
-A test skipped with a reason starting "BLOCKED:" counts as blocked, "N/A:" as not applicable.
+A check belongs to the task its module is numbered for (tests/test_05_enums.py -> task 5). A check
+that DIFFERS from our design counts as passed: design never blocks.
 """
 
 from __future__ import annotations
@@ -12,6 +12,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+
+from readiness import ledger
+from readiness.verdicts import (
+    BLOCKED,
+    DIFFERS,
+    FAILED,
+    NOT_APPLICABLE,
+    PASSED,
+    SKIPPED,
+    DesignDifference,
+    Issue,
+    Outcome,
+)
 
 TASK_NAMES = {
     1: "Schema Validation",
@@ -25,12 +38,15 @@ TASK_NAMES = {
 }
 # The report allows N/A for the rollback of a migration that was never applied.
 NA_ALLOWED = frozenset({8})
-BLOCKED_PREFIX = "BLOCKED: "
-NA_PREFIX = "N/A: "
 _TASK_MODULE = re.compile(r"(?:^|/)test_0(\d)_\w+\.py::")
 
-PASSED, FAILED, BLOCKED, NOT_APPLICABLE, SKIPPED = "passed", "failed", "blocked", "n/a", "skipped"
-_COUNTERS = {PASSED: "passed", FAILED: "failed", BLOCKED: "blocked", NOT_APPLICABLE: "not_applicable"}
+_COUNTERS = {
+    PASSED: "passed",
+    FAILED: "failed",
+    BLOCKED: "blocked",
+    NOT_APPLICABLE: "not_applicable",
+    DIFFERS: "differs",
+}
 _SEVERITY = {FAILED: 0, BLOCKED: 1, NOT_APPLICABLE: 2}
 
 
@@ -45,40 +61,6 @@ def sha256(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
-@dataclass(frozen=True)
-class Issue:
-    """A finding: blocking (CRITICAL, HIGH) or a recommendation (MEDIUM, LOW) that never changes the verdict."""
-
-    severity: str  # CRITICAL, HIGH, MEDIUM, LOW
-    message: str
-    location: str
-    checks: int = 1  # the checks this cause failed or blocked
-    tasks: tuple[int, ...] = ()  # the validation tasks they belong to
-
-
-@dataclass(frozen=True)
-class DesignDifference:
-    """Where the migration under test chose otherwise than our own 0024, in what the report leaves open."""
-
-    subject: str
-    design: str  # what our 0024 has
-    found: str  # what the migration under test has
-
-
-@dataclass
-class CheckOutcome:
-    """One test's outcome, as the sign-off counts it."""
-
-    nodeid: str
-    outcome: str
-    message: str = ""
-    description: str = ""
-    check: str | None = None  # the report's "Production Readiness" row this test decides
-    issues: list[Issue] = field(default_factory=list)
-    cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
-    severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
-
-
 @dataclass
 class TaskResult:
     """One validation task's counts and status."""
@@ -89,6 +71,7 @@ class TaskResult:
     failed: int = 0
     blocked: int = 0
     not_applicable: int = 0
+    differs: int = 0  # checks of our design the migration chose otherwise: passed, listed
     comments: str = ""
 
     @property
@@ -97,7 +80,7 @@ class TaskResult:
             return "FAIL"
         if self.blocked:
             return "BLOCKED"
-        if self.passed:
+        if self.passed or self.differs:
             return "PASS"
         if self.not_applicable:
             return "N/A"
@@ -115,17 +98,17 @@ class SignOff:
     migration: Path
     rollback: Path
     environment: dict[str, str] = field(default_factory=dict)
-    outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)  # nodeid -> hypothesis examples tried
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
     recommendations: dict[Issue, None] = field(default_factory=dict)  # in the order found, once each
     design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
     target_state: str = "ephemeral"  # or what a target held of 0024: absent, present, partial (readiness.deployment)
 
-    def record(self, outcome: CheckOutcome) -> None:
+    def record(self, outcome: Outcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
         previous = self.outcomes.get(outcome.nodeid)
-        if previous is None or previous.outcome == PASSED or outcome.outcome == FAILED:
+        if previous is None or previous.status == PASSED or outcome.status == FAILED:
             self.outcomes[outcome.nodeid] = outcome
 
     @property
@@ -135,12 +118,12 @@ class SignOff:
         worst: dict[int, tuple[int, str]] = {}
         for test in self.outcomes.values():
             number = task_of(test.nodeid)
-            if number is None or test.outcome == SKIPPED:
+            if number is None or test.status == SKIPPED:
                 continue
             task = results[number]
-            counter = _COUNTERS[test.outcome]
+            counter = _COUNTERS[test.status]
             setattr(task, counter, getattr(task, counter) + 1)
-            rank = _SEVERITY.get(test.outcome)
+            rank = _SEVERITY.get(test.status)
             if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
                 worst[number] = (rank, test.message)
         for number, task in results.items():
@@ -170,23 +153,29 @@ class SignOff:
         """One issue per root cause, with the checks it failed or blocked and their tasks, worst first.
 
         A failed check's issues are its recorded ones (or its message); a check with a known cause (a missing
-        object) and every check BLOCKED by the same cause count towards one issue.
+        object) and every check BLOCKED by the same cause count towards one issue; so do the failures of one
+        check over its parameters (one requirement, one function), and checks failing with the same message.
         """
-        groups: dict[Issue, list[CheckOutcome]] = {}
+        groups: dict[Issue, list[Outcome]] = {}
         by_cause: dict[str, Issue] = {}
-        counted = [
-            t for t in self.outcomes.values() if t.outcome in (FAILED, BLOCKED) and task_of(t.nodeid) is not None
-        ]
+        counted = [t for t in self.outcomes.values() if t.status in (FAILED, BLOCKED) and task_of(t.nodeid) is not None]
         made_here: set[Issue] = set()  # issues located at a check: at their first failed one by node id, below
-        for test in sorted(counted, key=lambda t: t.outcome != FAILED):  # failures first: they name the causes
-            cause = test.cause or (test.message if test.outcome == BLOCKED else None)
-            if test.outcome == FAILED and test.issues:
+        # failures first, as they name the causes; else in the run's order: the report's blockers first
+        for test in sorted(counted, key=lambda t: t.status != FAILED):
+            cause = test.cause or (test.message if test.status == BLOCKED else None)
+            if test.status == FAILED and test.issues:
                 issues = test.issues
             elif cause in by_cause:
                 issues = [by_cause[cause]]
-            elif test.outcome == FAILED:  # the same message from several checks is one cause
-                cause = cause or test.message
-                issues = [by_cause.get(cause) or Issue(test.severity, cause, test.nodeid)]
+            elif test.status == FAILED:
+                # without a known cause: one check over its parameters (one requirement, one function) is one cause
+                check = None if cause or not test.one_cause else f"{test.requirement}::{test.nodeid.split('[')[0]}"
+                issue = by_cause.get(test.message) or by_cause.get(check or "")
+                issue = issue or Issue(test.severity, cause or test.message, test.nodeid)
+                by_cause.setdefault(test.message, issue)
+                if check:
+                    by_cause.setdefault(check, issue)
+                cause, issues = cause or test.message, [issue]
                 made_here.update(issues)
             else:
                 issues = [Issue("HIGH", f"checks blocked: {cause}", "")]
@@ -195,24 +184,30 @@ class SignOff:
                 if cause is not None:
                     by_cause.setdefault(cause, issue)
         severity_rank = {"CRITICAL": 0, "HIGH": 1}
-        found = [
-            replace(
-                issue,
-                # the same with -n 2, where outcomes arrive in any order
-                location=min(t.nodeid for t in tests if t.outcome == FAILED) if issue in made_here else issue.location,
-                checks=len(tests),
-                tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
-                # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
-                severity=min(
-                    (issue.severity, *(t.severity for t in tests if t.outcome == FAILED and not t.issues)),
-                    key=lambda level: severity_rank.get(level, 2),
-                ),
+        found = []
+        for issue, tests in groups.items():
+            failed = sorted((t for t in tests if t.status == FAILED), key=lambda t: t.nodeid)
+            first = (failed or sorted(tests, key=lambda t: t.nodeid))[0]
+            found.append(
+                replace(
+                    issue,
+                    # the same with -n 2, where outcomes arrive in any order: the first failed check's by node id
+                    message=(first.cause or first.message) if issue in made_here else issue.message,
+                    location=first.nodeid if issue in made_here else issue.location,
+                    checks=len(tests),
+                    tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
+                    # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
+                    severity=min(
+                        (issue.severity, *(t.severity for t in failed if not t.issues)),
+                        key=lambda level: severity_rank.get(level, 2),
+                    ),
+                    requirement=issue.requirement or first.requirement,
+                )
             )
-            for issue, tests in groups.items()
-        ]
         not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
         if not_run:
-            found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/"))
+            found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/",
+                               requirement="report.all-tasks"))  # fmt: skip
         return sorted(found, key=lambda issue: severity_rank.get(issue.severity, 2))
 
     @property
@@ -222,7 +217,7 @@ class SignOff:
         for test in self.outcomes.values():
             if test.check is None:
                 continue
-            status = {PASSED: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.outcome, "NOT RUN")
+            status = {PASSED: "PASS", DIFFERS: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.status, "NOT RUN")
             rank = ["FAIL", "BLOCKED", "NOT RUN", "PASS"]
             if test.check not in rows or rank.index(status) < rank.index(rows[test.check]):
                 rows[test.check] = status
@@ -256,19 +251,31 @@ class SignOff:
                     "passed": task.passed,
                     "failed": task.failed,
                     "blocked": task.blocked,
+                    "differs": task.differs,
                     "comments": task.comments,
                 }
                 for task in self.tasks
             ],
-            "blocking_issues": [issue.__dict__ for issue in self.blocking_issues],
-            "recommendations": [issue.__dict__ for issue in self.recommendations],
+            "blocking_issues": [issue_json(issue) for issue in self.blocking_issues],
+            "recommendations": [issue_json(issue) for issue in self.recommendations],
             "design_differences": [difference.__dict__ for difference in self.design_differences.values()],
             "readiness_checks": self.checks,
             "gating_criteria": dict(self.gating_criteria),
             "environment": self.environment,
             "measurements": self.figures,
             "hypothesis_examples": {"total": sum(self.examples.values()), "by_test": self.examples},
+            "checks": [
+                {"nodeid": t.nodeid, "status": t.status, "requirement": t.requirement, "message": t.message}
+                for t in sorted(self.outcomes.values(), key=lambda t: t.nodeid)
+                if task_of(t.nodeid) is not None
+            ],
         }
+
+
+def issue_json(issue: Issue) -> dict[str, object]:
+    """An issue as signoff.json gives it: its requirement whole (where it comes from, what it cites)."""
+    requirement = ledger.get(issue.requirement).as_json() if issue.requirement else None
+    return {**issue.__dict__, "requirement": requirement}
 
 
 # What the run was, by what the database under test held of 0024 (readiness.deployment): the sign-off says it first.

@@ -1,31 +1,45 @@
 """A snapshot of every kind of object a migration can create, to diff before and after.
 
 Each kind maps to a set of one-line descriptions, so a diff names the leftover object
-exactly: types, relations with their RLS flags and grants, columns, constraints, indexes,
-functions with their settings and grants, triggers, and policies, in schemas public and auth.
+exactly: schemas, extensions, types, relations with their RLS flags and grants, columns,
+constraints, indexes, functions with their settings and grants, triggers, and policies, in every
+schema but the system's own: whatever a migration makes anywhere must go with its rollback.
 """
 
 from __future__ import annotations
 
 from psycopg import Connection, sql
 
-SCHEMAS = ["public", "auth"]
+# The system's schemas (and each session's temporary ones): nothing a migration makes lives there.
+SYSTEM_SCHEMAS = ["pg_catalog", "information_schema", "pg_toast"]
+USER_SCHEMA = (
+    "(n.nspname <> ALL(%(system)s) AND n.nspname NOT LIKE 'pg\\_temp\\_%%'"
+    " AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%')"
+)
 
 QUERIES = {
+    "schemas": """
+        SELECT n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce(n.nspacl::text, '')
+        FROM pg_namespace n WHERE USER_SCHEMA
+    """,
+    "extensions": """
+        SELECT e.extname || ' ' || e.extversion || ' in ' || n.nspname
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE true
+    """,
     "types": """
         SELECT n.nspname || '.' || t.typname || ' ' || t.typtype::text || ' '
                || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                             FROM pg_enum e WHERE e.enumtypid = t.oid), '')
                || ' acl=' || coalesce(t.typacl::text, '')
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE n.nspname = ANY(%s) AND t.typtype IN ('e', 'd', 'r', 'm')
+        WHERE USER_SCHEMA AND t.typtype IN ('e', 'd', 'r', 'm')
     """,
     "relations": """
         SELECT n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
                || ' force=' || c.relforcerowsecurity || ' acl=' || coalesce(c.relacl::text, '')
                || coalesce(' bound=' || pg_get_expr(c.relpartbound, c.oid), '')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%s) AND c.relkind <> 't'
+        WHERE USER_SCHEMA AND c.relkind <> 't'
     """,
     "columns": """
         SELECT n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -33,17 +47,17 @@ QUERIES = {
                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE n.nspname = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
+        WHERE USER_SCHEMA AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
     """,
     "constraints": """
         SELECT n.nspname || '.' || c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%s)
+        WHERE USER_SCHEMA
     """,
     "indexes": """
         SELECT pg_get_indexdef(i.indexrelid)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%s)
+        WHERE USER_SCHEMA
     """,
     "functions": """
         SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') returns '
@@ -51,17 +65,17 @@ QUERIES = {
                || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || coalesce(p.proacl::text, '')
                || ' body=' || md5(p.prosrc)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = ANY(%s)
+        WHERE USER_SCHEMA
     """,
     "triggers": """
         SELECT pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal
+        WHERE USER_SCHEMA AND NOT t.tgisinternal
     """,
     "policies": """
         SELECT schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd
                || ' to=' || roles::text || ' using=' || coalesce(qual, '') || ' check=' || coalesce(with_check, '')
-        FROM pg_policies WHERE schemaname = ANY(%s)
+        FROM pg_policies WHERE schemaname <> ALL(%(system)s)
     """,
 }
 
@@ -69,8 +83,12 @@ Snapshot = dict[str, frozenset[str]]
 
 
 def take(conn: Connection) -> Snapshot:
-    """Every object of schemas public and auth, by kind."""
-    return {kind: frozenset(row[0] for row in conn.execute(query, (SCHEMAS,))) for kind, query in QUERIES.items()}
+    """Every object of every schema but the system's, by kind."""
+    params = {"system": SYSTEM_SCHEMAS}
+    return {
+        kind: frozenset(row[0] for row in conn.execute(query.replace("USER_SCHEMA", USER_SCHEMA), params))
+        for kind, query in QUERIES.items()
+    }
 
 
 def diff(before: Snapshot, after: Snapshot) -> list[str]:

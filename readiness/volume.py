@@ -38,7 +38,7 @@ FROM organization o CROSS JOIN generate_series(1, %(users)s::int) u WHERE o.slug
 PREVIEW_VALUES = {
     "org_id": "u.org_id",
     "sync_type": "(enum_range(NULL::sync_type))[1 + r %% 4]",
-    "cache_key": "CASE WHEN r %% 2 = 0 THEN 'key-' || g END",
+    "cache_key": "CASE WHEN r %% 2 = 0 THEN {series} END",  # of the column's type (series_value)
     "computed_by": "u.id",
     "computed_at": "now() - make_interval(mins => g %% 600)",
     # 1 in 62 expired; the others valid for 8 days, so the cached volume (reloaded weekly) keeps that ratio
@@ -52,8 +52,8 @@ JOIN volume_users u ON u.n = g %% %(user_count)s
 """
 PROGRESS_VALUES = {
     "org_id": "u.org_id",
-    "sync_id": "gen_random_uuid()",
-    "job_id": "'job-' || g",
+    "sync_id": "{series}",
+    "job_id": "{series}",
     "entity_type": "(enum_range(NULL::sync_entity_type))[1 + r %% 8]",
     "status": "CASE WHEN r %% 20 = 0 THEN 'in_progress' ELSE 'completed' END::sync_status_type",
     "total": "1000",
@@ -63,10 +63,12 @@ PROGRESS_VALUES = {
     "completed_at": "CASE WHEN r %% 20 <> 0 THEN now() - make_interval(hours => g %% 8000) + interval '5 minutes' END",
     "initiated_by": "u.id",
 }
+# The column roles (readiness.roles) the volume's rows name, beside the columns the report names.
+ROLES_NEEDED = (("sync_progress", "status"), ("sync_progress", "total"), ("sync_progress", "processed"))
 PROGRESS_ROWS = PREVIEW_ROWS.replace("%(previews)s", "%(progress)s")
 LOG_VALUES = {
     "org_id": "p.org_id",
-    "sync_id": "p.sync_id",
+    "sync_id": "p.sync_id",  # the progress row's, when both tables type it alike (else a series of its own)
     "user_id": "p.initiated_by",
     "action": "(enum_range(NULL::sync_action))[1 + g %% 8]",
     "entity_type": "CASE WHEN g %% 100 < 40 THEN 'product' WHEN g %% 100 < 70 THEN 'order'"
@@ -84,7 +86,34 @@ FILLERS = {  # a value of each type for a NOT NULL column the volume does not na
     "text": "'volume'", "character varying": "'volume'", "uuid": "gen_random_uuid()", "jsonb": "'{}'::jsonb",
     "json": "'{}'::json", "smallint": "0", "integer": "0", "bigint": "0", "numeric": "0", "real": "0",
     "double precision": "0", "boolean": "false", "timestamp with time zone": "now()", "date": "current_date",
+    "timestamp without time zone": "localtimestamp", "interval": "interval '0'", "bytea": "''::bytea",
 }  # fmt: skip
+# A distinct value per row g of the series, of the column's type: the report leaves job_id's, sync_id's and
+# cache_key's types to the migration.
+SERIES = {
+    "text": "'{name}-' || g", "character varying": "'{name}-' || g", "uuid": "md5('{name}' || g)::uuid",
+    "smallint": "(g %% 32000)::smallint", "integer": "g", "bigint": "g::bigint", "numeric": "g::numeric",
+    "bytea": "convert_to('{name}-' || g, 'UTF8')",
+}  # fmt: skip
+
+
+def series_value(name: str, type_name: str) -> str:
+    """A SQL expression of the row number g giving a distinct value of `type_name` per row."""
+    base = type_name.split("(")[0]
+    if base not in SERIES:
+        raise ValueError(f"the volume cannot make distinct values of {type_name} for {name}")
+    return SERIES[base].format(name=name)
+
+
+def typed(conn, table: str, values: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """`values` with {series} filled by a distinct value of each column's own type."""
+    found = catalog.columns(conn, table)
+    return {
+        column: expression.replace("{series}", series_value(column, found[column].type))
+        if "{series}" in expression
+        else expression
+        for column, expression in values.items()
+    }
 
 
 def insert(conn, table: str, values: dict[str, str], rows: str) -> sql.Composed:  # type: ignore[no-untyped-def]
@@ -113,6 +142,8 @@ def by_role(columns: roles.Columns, table: str, values: dict[str, str]) -> dict[
     named: dict[str, str] = {}
     for role, value in values.items():
         column = columns.get(table, role) if (table, role) in columns.resolved else role
+        if column is None and columns.resolved[(table, role)].role.optional:
+            continue  # a count of our design this migration does not keep
         if column is None:
             raise ValueError(f"the volume needs the column role {table}.{role}: {columns.resolved[(table, role)].how}")
         named[column] = value
@@ -179,12 +210,21 @@ def load(conninfo: str, log_rows: int, connect, overrides: dict | None = None) -
     with connect(conninfo) as conn:
         columns = roles.resolve(conn, overrides or {})
         log_values = by_role(columns, "sync_activity_log", LOG_VALUES)
-        if catalog.columns(conn, "sync_activity_log").get("id", Column("", True)).type == "uuid":
+        log_types, progress_types = catalog.columns(conn, "sync_activity_log"), catalog.columns(conn, "sync_progress")
+        same = log_types["sync_id"].type == progress_types["sync_id"].type
+        log_values["sync_id"] = "p.sync_id" if same else series_value("sync_id", log_types["sync_id"].type)
+        if log_types.get("id", Column("", True)).type == "uuid" and not log_types["id"].nullable:
             log_values["id"] = ORDERED_UUID
         previews = insert(
-            conn, "sync_preview_cache", by_role(columns, "sync_preview_cache", PREVIEW_VALUES), PREVIEW_ROWS
+            conn,
+            "sync_preview_cache",
+            typed(conn, "sync_preview_cache", by_role(columns, "sync_preview_cache", PREVIEW_VALUES)),
+            PREVIEW_ROWS,
         )
-        progress = insert(conn, "sync_progress", by_role(columns, "sync_progress", PROGRESS_VALUES), PROGRESS_ROWS)
+        progress = insert(
+            conn, "sync_progress", typed(conn, "sync_progress", by_role(columns, "sync_progress", PROGRESS_VALUES)),
+            PROGRESS_ROWS,
+        )  # fmt: skip
         log = insert(conn, "sync_activity_log", log_values, LOG_ROWS)
         conn.execute(UNLOGGED_PARTITIONS)
         conn.execute("SET LOCAL session_replication_role = replica")  # generated consistent: skip FK checks

@@ -5,15 +5,16 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from readiness import catalog, design, expected
-from readiness.database import MigrationState
+from readiness import catalog, design, expected, factories
+from readiness.auth import accepted
+from readiness.database import MigrationState, migration_0023_evidence
 from readiness.explain import apply_error_issue, differences, missing_prerequisite
 
 pytestmark = pytest.mark.readiness
 
 TABLES = sorted(expected.CONTRACT_COLUMNS)
 
-
+@pytest.mark.enforces("report.prerequisites")
 @pytest.mark.parametrize(
     "prerequisite",
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
@@ -34,13 +35,18 @@ def test_prerequisite_exists(
     )
 
 
-def test_migration_0023_applied(readonly_db: psycopg.Connection) -> None:
-    """Migration 0023 (sync infrastructure) is applied before 0024."""
-    assert catalog.relation_exists(readonly_db, expected.MIGRATION_0023_TABLE), (
-        f"{expected.MIGRATION_0023_TABLE} is missing: migration 0023 is not applied (report, Recommendations, Step 3)."
+@pytest.mark.enforces("report.migration-0023")
+def test_migration_0023_applied(readonly_db: psycopg.Connection, migration_state: MigrationState) -> None:
+    """Migration 0023 (sync infrastructure) is applied before 0024: the report's Step 3 query finds its tables."""
+    found = migration_0023_evidence(readonly_db, migration_state.migration)
+    assert found, (
+        "no sync infrastructure table in public besides 0024's own: migration 0023 is not applied "
+        "(report, Recommendations, Step 3: SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema='public' AND table_name LIKE 'sync%')"
     )
 
 
+@pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
 def test_migration_0024_applies_cleanly(migration_state: MigrationState, blocking_issue) -> None:
     """Every statement of the 0024 under test runs without error, after the prerequisites and 0023; a target
@@ -54,6 +60,7 @@ def test_migration_0024_applies_cleanly(migration_state: MigrationState, blockin
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 
+@pytest.mark.enforces("report.tables")
 @pytest.mark.existence("tables")
 @pytest.mark.parametrize("table", TABLES)
 def test_table_exists(migrated: psycopg.Connection, table: str) -> None:
@@ -61,16 +68,27 @@ def test_table_exists(migrated: psycopg.Connection, table: str) -> None:
     assert catalog.relation_exists(migrated, f"public.{table}"), f"table {table} was not created by 0024"
 
 
+def referenced_type(conn: psycopg.Connection, rule: expected.Rule) -> str | None:
+    """The type of the key a column's rule says it references (organization.id, auth.users_extended.id)."""
+    if rule.references is None:
+        return None
+    schema, table, column = rule.references.split(".")
+    found = catalog.columns(conn, f"{schema}.{table}").get(column)
+    return found.type if found else None
+
+
+@pytest.mark.enforces("report.columns")
 @pytest.mark.existence("columns")
 @pytest.mark.parametrize("table", TABLES)
 def test_columns(migrated: psycopg.Connection, table: str, design_difference) -> None:
-    """Each table has the columns the report names, with the type (and NULL-ability) the report implies."""
+    """Each table has the columns the report names; a key column has its referenced key's type, an enum-named
+    one its enum, a timestamp a timestamp type, and the NULL-ability the report implies."""
     found = catalog.columns(migrated, table)
-    wrong = {
-        name: f"expected {rule}, found {found[name] if name in found else 'no such column'}"
-        for name, rule in expected.CONTRACT_COLUMNS[table].items()
-        if name not in found or not rule.allows(found[name])
-    }
+    wrong = {}
+    for name, rule in expected.CONTRACT_COLUMNS[table].items():
+        referenced = referenced_type(migrated, rule)
+        if name not in found or not rule.allows(found[name], referenced):
+            wrong[name] = f"expected {rule.describe(referenced)}, found {found.get(name, 'no such column')}"
     ours = design.COLUMNS[table]
     if found != ours:
         only_ours = "; ".join(f"{name} {column}" for name, column in ours.items() if found.get(name) != column)
@@ -79,18 +97,7 @@ def test_columns(migrated: psycopg.Connection, table: str, design_difference) ->
     assert not wrong, f"columns of {table} the report requires: " + "; ".join(f"{n}: {w}" for n, w in wrong.items())
 
 
-@pytest.mark.parametrize("table", TABLES)
-def test_primary_key(migrated: psycopg.Connection, table: str, design_difference) -> None:
-    """Each table has a primary key; sync_activity_log's contains its partition key created_at."""
-    found = catalog.primary_key(migrated, table)
-    if found != design.PRIMARY_KEYS[table]:
-        design_difference(f"primary key of {table}", design.PRIMARY_KEYS[table], found)
-    must = expected.PRIMARY_KEY_MUST_CONTAIN[table]
-    assert found and must <= set(found), (
-        f"primary key of {table}: expected one containing {sorted(must) or 'any column'}, found {found or 'none'}"
-    )
-
-
+@pytest.mark.enforces("report.foreign-keys")
 @pytest.mark.parametrize("table", TABLES)
 def test_foreign_keys(migrated: psycopg.Connection, table: str) -> None:
     """Each table references organization ON DELETE CASCADE and auth.users_extended ON DELETE SET NULL."""
@@ -100,26 +107,42 @@ def test_foreign_keys(migrated: psycopg.Connection, table: str) -> None:
     )
 
 
+@pytest.mark.enforces("design.primary-keys")
 @pytest.mark.parametrize("table", TABLES)
-def test_partitioning(migrated: psycopg.Connection, table: str) -> None:
-    """sync_activity_log is partitioned by range on created_at; the other tables are not partitioned."""
-    assert catalog.partition_key(migrated, table) == expected.PARTITIONED.get(table), (
-        f"partitioning of {table}: expected {expected.PARTITIONED.get(table) or 'none'}, "
-        f"found {catalog.partition_key(migrated, table) or 'none'}"
+def test_primary_key(migrated: psycopg.Connection, table: str) -> None:
+    """Each table has the primary key of our design (a table without one: its row checks are BLOCKED)."""
+    found = catalog.primary_key(migrated, table)
+    assert found == design.PRIMARY_KEYS[table], (
+        f"primary key of {table}: ours is ({', '.join(design.PRIMARY_KEYS[table])}), "
+        f"this migration's is ({', '.join(found) or 'none'})"
     )
 
 
-@pytest.mark.parametrize("table", sorted(expected.PARTITIONED))
-def test_partitions_cover_now_and_default(migrated: psycopg.Connection, table: str) -> None:
-    """A row created now lands in a dated partition, and a default partition catches the rest."""
-    bounds = catalog.partitions(migrated, table)
-    assert "DEFAULT" in bounds.values(), f"{table} has no default partition; partitions: {sorted(bounds)}"
-    org = migrated.execute("INSERT INTO organization (name) VALUES ('partition probe') RETURNING id").fetchone()[0]
-    landed = migrated.execute(
-        "INSERT INTO sync_activity_log (org_id, action, status) VALUES (%s, 'sync_start', 'pending') "
-        "RETURNING tableoid::regclass::text",
-        (org,),
-    ).fetchone()[0]
-    assert bounds.get(landed) not in (None, "DEFAULT"), (
-        f"a row created now lands in {landed}, not in a dated partition: add a partition covering now"
+@pytest.mark.enforces("report.partitioned")
+@pytest.mark.parametrize("table", expected.PARTITIONED)
+def test_log_is_partitioned(migrated: psycopg.Connection, table: str) -> None:
+    """sync_activity_log is a partitioned table (the report's rollback: "partitions cascade")."""
+    key = catalog.partition_key(migrated, table)
+    assert key is not None, f"{table} is not partitioned: the report's rollback drops its partitions with it"
+
+
+@pytest.mark.enforces("design.partitions")
+@pytest.mark.parametrize("table", expected.PARTITIONED)
+def test_partition_scheme(migrated: psycopg.Connection, table: str) -> None:
+    """sync_activity_log is partitioned by range on created_at with a default partition, as ours is."""
+    key = catalog.partition_key(migrated, table)
+    default = "DEFAULT" in catalog.partitions(migrated, table).values()
+    found = f"{key[0]} on {key[1]}" if key else "not partitioned"
+    assert key == design.PARTITION_KEY and default, (
+        f"{table}: ours is by range on created_at with a default partition; this migration's is {found}, "
+        f"{'with' if default else 'without'} a default partition"
     )
+
+
+@pytest.mark.enforces("report.partitioned")
+@pytest.mark.parametrize("table", expected.PARTITIONED)
+def test_row_created_now_is_accepted(migrated: psycopg.Connection, table: str) -> None:
+    """A row created now is accepted by a partition of sync_activity_log (the audit trigger writes such rows)."""
+    org = factories.organization(migrated, "partition probe")
+    with accepted(migrated, f"inserting a {table} row created now: no partition of {table} takes it"):
+        factories.sync_row(migrated, table, org)

@@ -17,10 +17,10 @@ import pytest
 
 from readiness import catalog, expected, lint, squawk
 from readiness.apply import ApplyError, apply_file
-from readiness.database import MigrationState, Timeouts, connect
+from readiness.database import MigrationState, Timeouts, connect, migration_0023_evidence
 from readiness.explain import apply_error_issue, missing_prerequisite
 from readiness.factories import SYNC_TABLES
-from readiness.signoff import BLOCKED_PREFIX
+from readiness.verdicts import blocked
 
 pytestmark = pytest.mark.readiness
 
@@ -40,6 +40,7 @@ def dry_run(conn: psycopg.Connection, migration: Path, timeouts: Timeouts) -> No
 # --- the report's table ----------------------------------------------------------------
 
 
+@pytest.mark.enforces("report.server")
 def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pytest.Config) -> None:
     """The server the checks run on is PostgreSQL of the --pg-major release (17, as the report's Neon)."""
     version = catalog.scalar(db, SERVER_VERSION_NUM)
@@ -47,6 +48,7 @@ def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pyte
     assert version // 10000 == wanted, f"server_version_num {version}: PostgreSQL {version // 10000}, not {wanted}"
 
 
+@pytest.mark.enforces("report.prerequisites")
 @pytest.mark.parametrize(
     "prerequisite",
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
@@ -66,14 +68,15 @@ def test_prerequisite_in_place(
     )
 
 
+@pytest.mark.enforces("report.migration-0023")
 @pytest.mark.check("Schema prerequisites exist")
-def test_migration_0023_in_place(readonly_db: psycopg.Connection) -> None:
-    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync_connection table exists)."""
-    assert catalog.relation_exists(readonly_db, expected.MIGRATION_0023_TABLE), (
-        f"{expected.MIGRATION_0023_TABLE} MISSING: apply migration 0023 before 0024 (report, Step 3)."
-    )
+def test_migration_0023_in_place(readonly_db: psycopg.Connection, migration_state: MigrationState) -> None:
+    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync infrastructure tables exist)."""
+    found = migration_0023_evidence(readonly_db, migration_state.migration)
+    assert found, "migration 0023 MISSING: no sync infrastructure table in public; apply 0023 before 0024 (Step 3)."
 
 
+@pytest.mark.enforces("report.no-active-locks")
 @pytest.mark.check("No active locks")
 def test_no_session_in_the_way(
     readonly_db: psycopg.Connection,
@@ -104,6 +107,7 @@ def test_no_session_in_the_way(
     )
 
 
+@pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
 def test_migration_executes_on_a_fresh_database(
     premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure, blocking_issue
@@ -120,6 +124,7 @@ def test_migration_executes_on_a_fresh_database(
     record_figure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
 
+@pytest.mark.enforces("report.rls-enabled")
 @pytest.mark.check("RLS can be enabled")
 @pytest.mark.parametrize("table", SYNC_TABLES)
 def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> None:
@@ -171,6 +176,8 @@ LINT_RULES = [
 INFO_RULES = (lint.unindexed_foreign_keys, lint.rls_enabled_no_policy)
 
 
+@pytest.mark.enforces("rule.splinter")
+@pytest.mark.separate_causes  # each rule is its own finding, with its own fix
 @pytest.mark.parametrize("rule", LINT_RULES)
 def test_linter_rule_finds_nothing_new(
     migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.Rule, recommendation
@@ -194,7 +201,7 @@ def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeo
     try:
         traced = lint.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
     except ApplyError as error:  # test_migration_executes_on_a_fresh_database fails with it
-        pytest.skip(f"{BLOCKED_PREFIX}migration 0024 did not apply: {error}")  # one cause with the apply check's
+        blocked(f"migration 0024 did not apply: {error}")  # one cause with the apply check's
     record_figure("0024 lock footprint", str(traced))
     return traced
 
@@ -208,6 +215,8 @@ def server_version(conn: psycopg.Connection) -> str:
     return f"{number // 10000}.{number % 10000}"
 
 
+@pytest.mark.enforces("rule.squawk")
+@pytest.mark.separate_causes  # the migration and its rollback are two files, each with its own fix
 @pytest.mark.check(DEPLOYMENT_SAFE)
 @pytest.mark.parametrize("kind", ["migration", "rollback"])
 def test_squawk_finds_nothing_blocking(
@@ -219,7 +228,7 @@ def test_squawk_finds_nothing_blocking(
     try:
         findings = squawk.lint(path, server_version(readonly_db), kind, bool(footprint.blocks_writes()))
     except squawk.SquawkUnavailable as error:
-        pytest.skip(f"{BLOCKED_PREFIX}{error}")
+        blocked(str(error))
     for finding in findings:
         if finding.decision == squawk.RECOMMENDATION:
             recommendation("MEDIUM", f"squawk {finding.rule}: {finding.message} ({finding.why})", finding.location)
@@ -230,6 +239,7 @@ def test_squawk_finds_nothing_blocking(
     assert blocking == [], f"squawk on the {kind} ({path.name}):\n" + "\n".join(blocking)
 
 
+@pytest.mark.enforces("rule.locks")
 @pytest.mark.check(DEPLOYMENT_SAFE)
 def test_no_access_exclusive_lock_on_existing_relation(footprint: lint.Footprint) -> None:
     """0024 takes no ACCESS EXCLUSIVE lock on a relation that existed before it (every read would wait)."""
@@ -240,6 +250,7 @@ def test_no_access_exclusive_lock_on_existing_relation(footprint: lint.Footprint
     )
 
 
+@pytest.mark.enforces("rule.locks")
 @pytest.mark.check(DEPLOYMENT_SAFE)
 def test_no_rewrite_of_existing_table(footprint: lint.Footprint) -> None:
     """0024 rewrites no table that existed before it (its relfilenode is unchanged)."""

@@ -7,17 +7,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from readiness import catalog, deployment, drift, factories, snapshot, volume_cluster
 from readiness.apply import TRANSACTION_CONTROL as _TXN
 from readiness.apply import ApplyError, apply_file, split
-from readiness.database import MigrationState
-from readiness.signoff import BLOCKED_PREFIX, NA_PREFIX
+from readiness.auth import attempt
+from readiness.database import MigrationState, migration_0023_evidence
+from readiness.verdicts import blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
 
-# Tables the rollback must leave untouched, row for row.
-KEPT_TABLES = ("public.organization", "auth.users_extended", "public.sync_connection")
+# Tables the rollback must leave untouched, row for row: the prerequisites', and 0023's (found as task 1 does).
+KEPT_TABLES = ("public.organization", "auth.users_extended")
 ROLLBACK_VOLUME = 10_000  # activity-log rows present when the rollback is timed
 
 
@@ -25,9 +27,9 @@ ROLLBACK_VOLUME = 10_000  # activity-log rows present when the rollback is timed
 def applied(migration_state: MigrationState) -> None:
     """0024 applies to the database under test; if not, there is nothing to roll back: N/A, as in the report."""
     if migration_state.partial:  # the way out is tried and named by the one cause, task 1's
-        pytest.skip(f"{BLOCKED_PREFIX}{migration_state.partial}")
+        blocked(migration_state.partial)
     if migration_state.blocked_reason:
-        pytest.skip(f"{NA_PREFIX}0024 was never applied ({migration_state.blocked_reason}), nothing to roll back")
+        not_applicable(f"0024 was never applied ({migration_state.blocked_reason}), nothing to roll back")
 
 
 def deployed(migration_state: MigrationState) -> bool:
@@ -46,6 +48,7 @@ def leftovers(before: snapshot.Snapshot, after: snapshot.Snapshot) -> str:
     return "\n".join(snapshot.diff(before, after)[:20])
 
 
+@pytest.mark.enforces("report.rollback")
 def test_round_trip_leaves_no_trace(
     applied: None, migrated: psycopg.Connection, migration_state: MigrationState, migration: Path, rollback: Path
 ) -> None:
@@ -66,13 +69,17 @@ def test_round_trip_leaves_no_trace(
     assert after == migration_state.baseline, "rollback leaves objects behind:\n" + leftovers(
         migration_state.baseline, after
     )
-    apply_file(migrated, migration)
+    try:
+        apply_file(migrated, migration)
+    except ApplyError as error:
+        pytest.fail(f"0024 does not apply again after its rollback (something it made is left behind): {error}")
     again = snapshot.take(migrated)
     assert again == applied, "0024 applied after its rollback differs from the first apply:\n" + leftovers(
         applied, again
     )
 
 
+@pytest.mark.enforces("report.deployed-contract")
 def test_deployed_objects_match_the_file(
     request: pytest.FixtureRequest,
     applied: None,
@@ -85,11 +92,11 @@ def test_deployed_objects_match_the_file(
     drift in what the report leaves open is a recommendation (the repository's file is not what was deployed).
     A report object missing from the deployed 0024 is one cause: its existence check's (readiness.causes)."""
     if not deployed(migration_state):
-        pytest.skip(f"{NA_PREFIX}0024 is not deployed on the database under test: the file is what the checks ran on")
+        not_applicable("0024 is not deployed on the database under test: the file is what the checks ran on")
     if migration_state.rollback_error or migration_state.file_error:
         failed = migration_state.rollback_error or migration_state.file_error
-        pytest.skip(f"{BLOCKED_PREFIX}the rollback and the file could not rebuild 0024 to compare: {failed}")
-    assert migration_state.file_built is not None
+        blocked(f"the rollback and the file could not rebuild 0024 to compare: {failed}")
+    assert migration_state.file_built is not None, "the catalog the file builds was not read before the tests"
     found = drift.compare(migration_state.deployed, migration_state.file_built)
     for difference in found:
         if not difference.contract:
@@ -109,6 +116,7 @@ def test_deployed_objects_match_the_file(
     assert not differs, "the deployed 0024 differs from its file in what the report requires:\n" + "\n".join(differs)
 
 
+@pytest.mark.enforces("rule.rollback-any-state")
 def test_rollback_when_never_applied(applied: None, premigration: psycopg.Connection, rollback: Path) -> None:
     """The rollback runs on a database where 0024 was never applied, and changes nothing there."""
     before = snapshot.take(premigration)
@@ -123,6 +131,7 @@ def cut_points(migration: Path) -> dict[str, int]:
     return {f"after statement {i + 1} ({kind})": i + 1 for i, kind in enumerate(kinds[:-1]) if kinds[i + 1] != kind}
 
 
+@pytest.mark.enforces("rule.rollback-any-state")
 def test_rollback_after_partial_apply(
     applied: None, premigration: psycopg.Connection, migration: Path, rollback: Path
 ) -> None:
@@ -146,19 +155,27 @@ def test_rollback_after_partial_apply(
     assert not failures, "rollback after a partial apply of 0024:\n" + "\n".join(failures)
 
 
+@pytest.mark.enforces("report.rollback")
 def test_rollback_keeps_prerequisite_data(
-    applied: None, migrated: psycopg.Connection, rollback: Path, record_figure
+    applied: None, migrated: psycopg.Connection, migration_state: MigrationState, rollback: Path, record_figure
 ) -> None:
     """Rolling back with data removes the sync tables and leaves organisations, users and 0023's rows untouched."""
     tenants = [factories.tenant(migrated, f"rollback-{i}") for i in range(3)]
-    kept_tables = [table for table in KEPT_TABLES if catalog.relation_exists(migrated, table)]  # 0023 may be missing
-    if "public.sync_connection" in kept_tables:
-        factories.insert(migrated, "sync_connection", org_id=tenants[0].org_id, provider="odoo", name="erp")
+    infrastructure = [f"public.{name}" for name in migration_0023_evidence(migrated, migration_state.migration)]
+    kept_tables = [table for table in (*KEPT_TABLES, *infrastructure) if catalog.relation_exists(migrated, table)]
+    for table in infrastructure:  # a row of 0023's tables where one can be made from their types alone
+        if "org_id" in catalog.columns(migrated, table):
+            values = factories.complete(migrated, table, {"org_id": tenants[0].org_id})
+            attempt(migrated, lambda: factories.insert(migrated, table, **values))  # noqa: B023
+    row = factories.new_row(migrated, "sync_activity_log", tenants[1].org_id)
+    columns = [name for name in row if name != "created_at"]
     migrated.execute(
-        "INSERT INTO sync_activity_log (org_id, action, status, created_at) "
-        "SELECT %s, 'batch_process', 'completed', now() - make_interval(mins => g) FROM generate_series(1, %s) g",
-        (tenants[1].org_id, ROLLBACK_VOLUME),
-    )
+        sql.SQL("INSERT INTO sync_activity_log ({}, created_at) SELECT {}, now() - make_interval(mins => g) "
+                "FROM generate_series(1, %s) g").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(columns))
+        ),
+        [*(row[name] for name in columns), ROLLBACK_VOLUME],
+    )  # fmt: skip
     kept = {table: snapshot.fingerprint(migrated, table) for table in kept_tables}
     started = time.perf_counter()
     run_rollback(migrated, rollback, "applied, with data")
@@ -169,6 +186,7 @@ def test_rollback_keeps_prerequisite_data(
     assert remaining == [], f"rollback leaves tables {remaining}"
 
 
+@pytest.mark.enforces("report.rollback")
 def test_rollback_time_on_volume(
     applied: None, volume_db: psycopg.Connection, rollback: Path, migration: Path, record_figure
 ) -> None:
@@ -183,4 +201,5 @@ def test_rollback_time_on_volume(
     record_figure(
         "0024 apply on the volume database's organisations and users", f"{time.perf_counter() - started:.2f} s"
     )
-    assert volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0] == 0
+    left = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]
+    assert left == 0, f"0024 applied again after its rollback holds {left:,} activity-log rows: the rollback kept them"

@@ -24,15 +24,16 @@ def test_index_without_desc_fails_task_3(readiness_run) -> None:
 
 
 def test_index_without_predicate_fails_task_3(readiness_run) -> None:
-    """The active-jobs index without WHERE completed_at IS NULL fails task 3 (and duplicates its twin)."""
+    """The active-jobs index without WHERE completed_at IS NULL fails task 3, and splinter's duplicate_index
+    (task 7) names the twin it now duplicates."""
     text = mutate(
         "(org_id, updated_at DESC) WHERE completed_at IS NULL;",
         "(org_id, updated_at DESC);",
     )
-    run = readiness_run(text, TASK_3)
-    assert run.statuses()[3] == "FAIL", run.output
+    run = readiness_run(text, TASK_3, "tests/test_07_production.py")
+    assert run.statuses()[3] == "FAIL" and run.statuses()[7] == "FAIL", run.output
     assert "index idx_sync_progress_active" in run.output
-    assert "idx_sync_progress_updated duplicates idx_sync_progress_active" in run.output
+    assert "indexes idx_sync_progress_active, idx_sync_progress_updated are identical" in run.output
 
 
 def test_missing_index_fails_task_3_as_one_cause(readiness_run) -> None:

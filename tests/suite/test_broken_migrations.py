@@ -78,6 +78,12 @@ def test_sql_error_is_reported_with_file_and_line_and_blocks_dependent_checks(re
             "location": f"{run.signoff['migration']['path']}:{line}:37",
             "checks": critical[0]["checks"],
             "tasks": [1, 2, 3, 4, 5, 6, 7],
+            "requirement": {
+                "id": "report.executes",
+                "source": "report",
+                "cites": "7. Production Readiness Checks, row 'Migration can execute'",
+                "quote": "Migration can execute | ❌ FAILED | Will fail on FK constraint",
+            },
         }
     ]
     assert critical[0]["checks"] > 200, "the checks it BLOCKED count under the one cause"

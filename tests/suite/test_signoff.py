@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from readiness.signoff import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED, CheckOutcome, SignOff
+from readiness.signoff import SignOff
+from readiness.verdicts import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED
+from readiness.verdicts import Outcome as CheckOutcome
 
 pytestmark = pytest.mark.suite
 
@@ -71,13 +73,14 @@ def test_json_contract() -> None:
     data = signoff_with({1: [FAILED]}).to_json()
     assert set(data) >= {"verdict", "server_version", "migration", "tasks", "blocking_issues"}
     assert [t["number"] for t in data["tasks"]] == list(range(1, 9))  # type: ignore[union-attr]
-    assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "comments"}  # type: ignore[index]
+    assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "differs", "comments"}  # type: ignore[index]
     assert data["blocking_issues"][0] == {  # type: ignore[index]
         "severity": "HIGH",
         "message": "failed in task 1",
         "location": "tests/test_01_x.py::test_1[0]",
         "checks": 1,
         "tasks": (1,),
+        "requirement": None,
     }
     assert data["recommendations"] == [] and data["design_differences"] == []
 

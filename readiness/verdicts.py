@@ -1,0 +1,107 @@
+"""How a check ended, as a value: PASS, FAIL, BLOCKED by a cause, N/A because, or DIFFERS from our design.
+
+A check that cannot run raises Blocked(cause) or NotApplicable(reason) (pytest skips it, keeping the value);
+readiness.plugin decides every check's Outcome in one hook, from these and the requirement the check
+enforces (readiness.ledger), and the sign-off reads the Outcomes: no verdict is parsed back out of text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
+
+from _pytest.outcomes import Skipped
+
+PASSED, FAILED, BLOCKED, NOT_APPLICABLE, DIFFERS, SKIPPED = "passed", "failed", "blocked", "n/a", "differs", "skipped"
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+BLOCKING_SEVERITIES = SEVERITIES[:2]
+
+
+class Blocked(Skipped):
+    """The check cannot run because something it needs is missing or broken: its cause, as the sign-off names it."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, pytrace=False, _use_item_location=True)
+        self.cause = cause
+
+
+class NotApplicable(Skipped):
+    """The check does not apply to this migration or database: why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, pytrace=False, _use_item_location=True)
+        self.reason = reason
+
+
+# How pytest's reports (terminal, junit, HTML) print them, as it prints its own Skipped: "BLOCKED: <cause>".
+Blocked.__module__ = NotApplicable.__module__ = "builtins"
+Blocked.__qualname__, NotApplicable.__qualname__ = "BLOCKED", "N/A"
+
+
+def blocked(cause: str) -> NoReturn:
+    """End the check BLOCKED by `cause`."""
+    raise Blocked(cause)
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """End the check N/A because of `reason`."""
+    raise NotApplicable(reason)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A finding: blocking (CRITICAL, HIGH) or a recommendation (MEDIUM, LOW) that never changes the verdict."""
+
+    severity: str  # CRITICAL, HIGH, MEDIUM, LOW
+    message: str
+    location: str
+    checks: int = 1  # the checks this cause failed or blocked
+    tasks: tuple[int, ...] = ()  # the validation tasks they belong to
+    requirement: str | None = None  # the ledger id of what it breaks (readiness.ledger)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Issue:
+        return cls(**{**data, "tasks": tuple(data.get("tasks", ()))})
+
+
+@dataclass(frozen=True)
+class DesignDifference:
+    """Where the migration under test chose otherwise than our own 0024, in what the report leaves open."""
+
+    subject: str
+    design: str  # what our 0024 has
+    found: str  # what the migration under test has
+
+
+@dataclass
+class Recorded:
+    """What a check recorded while it ran, beside its outcome."""
+
+    issues: list[Issue] = field(default_factory=list)  # blocking issues, if the check fails
+    cause: str | None = None  # the root cause it shares with other checks, if known
+    recommendations: list[Issue] = field(default_factory=list)
+    differences: list[DesignDifference] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
+
+
+@dataclass
+class Outcome:
+    """One check's outcome, as the sign-off counts it."""
+
+    nodeid: str
+    status: str  # PASSED, FAILED, BLOCKED, NOT_APPLICABLE, DIFFERS, SKIPPED
+    message: str = ""
+    description: str = ""
+    check: str | None = None  # the report's "Production Readiness" row this check decides
+    issues: list[Issue] = field(default_factory=list)
+    cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
+    severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
+    requirement: str | None = None  # the ledger id it enforces
+    one_cause: bool = True  # its cases (parameters) failing are one cause; False for checks of distinct rules
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**{**data, "issues": [Issue.of(issue) for issue in data.get("issues", [])]})
