@@ -109,6 +109,11 @@ WHERE i.inhparent = %s::regclass ORDER BY c.relname
 """
 
 
+def qualified(table: str) -> str:
+    """A table named as the report names it (sync_progress) is public's, whatever the session's search_path."""
+    return table if "." in table else f"public.{table}"
+
+
 def scalar(conn: Connection, query: str, *params: object) -> object:
     row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
     return row[0] if row else None
@@ -151,7 +156,7 @@ def _read_once(conn: Connection, what: str, table: str, read):  # type: ignore[n
 
 def columns(conn: Connection, table: str) -> dict[str, Column]:
     return dict(_read_once(conn, "columns", table, lambda: {
-        name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (table,))
+        name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (qualified(table),))
     }))  # fmt: skip
 
 
@@ -173,7 +178,7 @@ def type_length(type_name: str) -> int | None:
 
 def required_columns(conn: Connection, table: str) -> list[Required]:
     return list(_read_once(conn, "required", table, lambda: [
-        Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (table,))
+        Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (qualified(table),))
     ]))  # fmt: skip
 
 
@@ -182,11 +187,11 @@ def enum_typed_columns(conn: Connection, enums: list[str]) -> set[tuple[str, str
 
 
 def primary_key(conn: Connection, table: str) -> tuple[str, ...]:
-    return _read_once(conn, "key", table, lambda: tuple(scalar(conn, PRIMARY_KEY, table) or ()))  # type: ignore[no-any-return]
+    return _read_once(conn, "key", table, lambda: tuple(scalar(conn, PRIMARY_KEY, qualified(table)) or ()))  # type: ignore[no-any-return]
 
 
 def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:
-    return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS, (table,)))
+    return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS, (qualified(table),)))
 
 
 def indexes(conn: Connection, tables: list[str]) -> dict[str, Index]:
@@ -206,7 +211,7 @@ def index_root(conn: Connection, name: str) -> str:
 
 
 def rls_enabled(conn: Connection, table: str) -> bool:
-    return bool(scalar(conn, RLS_ENABLED, table))
+    return bool(scalar(conn, RLS_ENABLED, qualified(table)))
 
 
 @contextmanager
@@ -237,13 +242,13 @@ def table_privileges(conn: Connection, table: str, role: str) -> set[str]:
 
 
 def partition_key(conn: Connection, table: str) -> tuple[str, str] | None:
-    row = conn.execute(PARTITION_KEY, (table,)).fetchone()
+    row = conn.execute(PARTITION_KEY, (qualified(table),)).fetchone()
     return (row[0], row[1].split("(", 1)[1].rstrip(")").strip()) if row else None
 
 
 def partitions(conn: Connection, table: str) -> dict[str, str]:
     """Partition name -> its bound as PostgreSQL prints it (FOR VALUES ... or DEFAULT)."""
-    return dict(conn.execute(PARTITIONS, (table,)).fetchall())  # type: ignore[arg-type]
+    return dict(conn.execute(PARTITIONS, (qualified(table),)).fetchall())  # type: ignore[arg-type]
 
 
 # --- functions and triggers (task 4) ---------------------------------------------------
@@ -290,5 +295,5 @@ def triggers(conn: Connection, table: str) -> dict[str, Trigger]:
     """Trigger name -> the user (not internal) trigger on `table`, its tgtype decoded."""
     return {
         name: Trigger(relation, timing, frozenset(events), function, level, enabled)
-        for name, relation, timing, events, function, level, enabled in conn.execute(USER_TRIGGERS, (table,))
+        for name, relation, timing, events, function, level, enabled in conn.execute(USER_TRIGGERS, (qualified(table),))
     }

@@ -1,0 +1,89 @@
+"""What a policy reaches is read from the catalog, the same whatever the session's search_path (readiness.reach)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from readiness import lint, reach, rls
+from readiness.apply import apply_file
+from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_with_prerequisites
+from readiness.factories import SYNC_TABLES
+
+pytestmark = pytest.mark.suite
+
+SEARCH_PATHS = ['"$user", public', "auth, public", '"$user", public, auth, extensions', "pg_catalog"]
+
+
+@pytest.fixture(scope="module")
+def migrated(pg_server) -> Iterator[psycopg.Connection]:  # type: ignore[no-untyped-def]
+    """A database of the test server with the prerequisites, 0023 and our 0024; each test rolls back."""
+    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, Timeouts(), "reach_tests")
+    with connect(conninfo, Timeouts()) as conn:
+        apply_file(conn, DEFAULT_MIGRATION)
+        conn.commit()
+        yield conn
+
+
+@pytest.fixture
+def db(migrated: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    with migrated.transaction(force_rollback=True):
+        yield migrated
+
+
+@pytest.mark.parametrize("path", SEARCH_PATHS)
+def test_policy_rule_and_initplan_lint_ignore_the_search_path(db: psycopg.Connection, path: str) -> None:
+    """With auth on the search_path PostgreSQL prints auth.uid() as uid(): the RLS rule and splinter's
+    auth_rls_initplan give the same answer as without it."""
+    db.execute("SELECT set_config('search_path', %s, true)", (path,))
+    assert rls.faults(db, list(SYNC_TABLES)) == {}, f"search_path {path}: our policies break the RLS rule"
+    assert lint.auth_rls_initplan(db) == [], f"search_path {path}: our policies call auth.uid() per row"
+    db.execute(
+        "CREATE POLICY readiness_probe ON public.sync_progress FOR SELECT USING (org_id IN (SELECT ue.org_id FROM "
+        "auth.users_extended ue WHERE ue.id = auth.uid()))"
+    )
+    found = lint.auth_rls_initplan(db)
+    assert any("readiness_probe calls auth.uid()" in finding for finding in found), f"search_path {path}: {found}"
+
+
+HELPERS = {
+    "sql": "CREATE FUNCTION probe_private.org_ids() RETURNS SETOF uuid LANGUAGE sql STABLE SECURITY DEFINER "
+    "SET search_path = '' AS $$ SELECT org_id FROM auth.users_extended WHERE id = (SELECT auth.uid()) $$",
+    "plpgsql": "CREATE FUNCTION probe_private.org_ids() RETURNS SETOF uuid LANGUAGE plpgsql STABLE SECURITY DEFINER "
+    "SET search_path = auth AS $$ BEGIN RETURN QUERY SELECT org_id FROM users_extended WHERE id = uid(); END $$",
+    "sql, standard body": "CREATE FUNCTION probe_private.org_ids() RETURNS SETOF uuid LANGUAGE sql STABLE "
+    "BEGIN ATOMIC SELECT org_id FROM auth.users_extended WHERE id = auth.uid(); END",
+    "the JWT read directly": "CREATE FUNCTION probe_private.org_ids() RETURNS SETOF uuid LANGUAGE sql STABLE "
+    "SET search_path = '' AS $$ SELECT org_id FROM auth.users_extended WHERE id = "
+    "(current_setting('request.jwt.claims', true)::jsonb ->> 'sub')::uuid $$",
+}
+
+
+@pytest.mark.parametrize("helper", HELPERS.values(), ids=HELPERS.keys())
+def test_a_helper_function_is_followed_into_its_body(db: psycopg.Connection, helper: str) -> None:
+    """`org_id IN (SELECT probe_private.org_ids())`, the pattern Supabase's docs recommend, reaches the caller and
+    auth.users_extended through the helper's body, whatever its language and search_path."""
+    db.execute("CREATE SCHEMA probe_private")
+    db.execute(helper)
+    found = reach.expression(db, "(org_id IN (SELECT probe_private.org_ids() AS org_ids))")
+    assert (found.caller, "auth.users_extended" in found.relations) == (True, True), found
+    assert "probe_private.org_ids" in found.functions, found
+
+
+@pytest.mark.parametrize(
+    ("expression", "caller", "mapping"),
+    [
+        ("true", False, False),
+        ("(org_id IN (SELECT ue.org_id FROM auth.users_extended ue))", False, True),
+        ("((auth.jwt() ->> 'org_id'::text))::uuid = org_id", True, False),
+        ("(org_id IN (SELECT ue.org_id FROM auth.users_extended ue WHERE (ue.id = ( SELECT auth.uid() AS uid))))",
+         True, True),
+    ],
+    ids=["true", "no caller", "no mapping", "ours"],
+)  # fmt: skip
+def test_what_an_expression_reaches(db: psycopg.Connection, expression: str, caller: bool, mapping: bool) -> None:
+    """An expression reaches the caller through auth.uid() or the JWT, and the mapping by naming it."""
+    found = reach.expression(db, expression)
+    assert (found.caller, "auth.users_extended" in found.relations) == (caller, mapping), found
