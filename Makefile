@@ -8,7 +8,7 @@ PYTEST := $(PY) -m pytest
 # 2.6 s of each run here when PYTHONDONTWRITEBYTECODE is set.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup readiness test lint browser contract bench bench-isolation bench-volume soak check-platforms clean
+.PHONY: setup readiness test lint browser contract bench bench-isolation bench-volume bench-target soak check-platforms clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,12 @@ bench-isolation: setup
 bench-volume: setup
 	$(PY) bench/volume.py 1000000
 
-bench: setup
+# A run against a target while a writer updates organization and auth.users_extended every 100 ms: the longest
+# write wait and the run's lock moments (issue #24).
+bench-target: setup
+	$(PY) bench/target.py 3
+
+bench: setup bench-target
 	$(PY) bench/run.py 3 1000000
 	$(PY) bench/run.py 3 1000000 -n 2
 	$(PY) bench/run.py 3 100000

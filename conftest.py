@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from readiness import catalog, expected, factories, interrupt, rls, roles, server, volume, volume_cluster
+from readiness.budget import LockBudget
 from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY
 from readiness.clusters import (
     SHARED_SERVER,
@@ -34,7 +35,7 @@ from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.factories import Tenant
 from readiness.outcomes import recorded
 from readiness.signoff import SIGNOFF_KEY, SignOff
-from readiness.target import TargetSession, describe, open_target
+from readiness.target import Server, TargetSession, describe
 from readiness.verdicts import DesignDifference, Issue, blocked
 from readiness.volume_cluster import VolumeHandle, VolumeUnavailable
 
@@ -102,8 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if target_dsn_of(config):
         raise pytest.UsageError(
-            "-n (pytest-xdist) is for the ephemeral cluster: against a target the dry run is one transaction, "
-            "which workers cannot share (each would wait on the other's locks). Run without -n."
+            "-n (pytest-xdist) is for the ephemeral cluster: against a target, the run reads the target once and "
+            "builds one shadow of it, which workers cannot share. Run without -n."
         )
     config.pluginmanager.register(SharedClusters(config), "readiness-shared-clusters")
 
@@ -140,25 +141,36 @@ def target_dsn(pytestconfig: pytest.Config) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def target_session(target_dsn: str, pytestconfig: pytest.Config, timeouts: Timeouts) -> Iterator[TargetSession]:
-    """The run's one transaction on the target: 0024 dry-run inside it, everything rolled back at the end."""
+def target_session(
+    request: pytest.FixtureRequest, target_dsn: str, pytestconfig: pytest.Config, timeouts: Timeouts
+) -> Iterator[TargetSession]:
+    """The target, read once; its shadow on the suite's own server, where the checks run; one budgeted dry run."""
+    budget = LockBudget(pytestconfig.getoption("lock_budget"))
     try:
         session = TargetSession(
             target_dsn, timeouts, pytestconfig.option.migration, pytestconfig.option.rollback,
-            pytestconfig.getoption("pg_major"),
+            pytestconfig.getoption("pg_major"), budget,
         )  # fmt: skip
+        pg_server = request.getfixturevalue("pg_server")  # only once the target is known good: the shadow's server
+        session.prepare(Server(pg_server.host, pg_server.port, pg_server.user))
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
     signoff = pytestconfig.stash[SIGNOFF_KEY]
     held = session.state.held
     signoff.target_state = held.state
+    signoff.lock_moments = budget.as_json()
     signoff.environment.update(
         server_version=session.version,
-        target=f"{describe(target_dsn)} (rolled back)",
+        target=f"{describe(target_dsn)} (read only; checked in a shadow of it on the suite's server)",
         target_state=held.describe(),
-    )
+        **{"lock moments on the target": budget.summary(),
+           "the target's shadow": f"{len(session.shadow.copied)} tables: {', '.join(session.shadow.copied)}"
+           + (f"; left out: {'; '.join(session.shadow.left_out)}" if session.shadow.left_out else "")},
+    )  # fmt: skip
     say(pytestconfig, f"target {describe(target_dsn)}: {held.describe()}")
-    record_pre_existing(signoff, session.state)
+    for rule, findings in sorted(session.target_lint.items()):
+        record_findings(signoff, rule, findings)
+    interrupt.announce(interrupt.TARGET_READ)
     try:
         yield session
     finally:
@@ -172,7 +184,9 @@ def migration_state(
 ) -> MigrationState:
     """Prerequisites and 0023 in place, then the 0024 under test applied (or its failure recorded)."""
     if target_dsn:
-        state = request.getfixturevalue("target_session").state
+        session = request.getfixturevalue("target_session")
+        state = session.state
+        state.target_dry_run = session.dry_run
         if needs_volume(request.session) and not state.blocked_reason:
             request.getfixturevalue("volume_handle")  # loads or copies while the tasks run
         return state
@@ -198,31 +212,34 @@ def record_moved_sequences(signoff: SignOff, session: TargetSession) -> None:
 def record_pre_existing(signoff: SignOff, state: MigrationState) -> None:
     """Linter findings the database had before 0024 (its prerequisites): recommendations, not 0024's faults."""
     for rule, findings in sorted(state.lint_before.items()):
-        for finding in sorted(findings):
-            message = f"before 0024, splinter {rule}: {finding}"
-            signoff.recommendations[Issue("LOW", message, "the database before 0024 (not 0024's)")] = None
+        record_findings(signoff, rule, findings)
+
+
+def record_findings(signoff: SignOff, rule: str, findings: frozenset[str]) -> None:
+    """A linter rule's findings on the database before 0024, as LOW recommendations."""
+    for finding in sorted(findings):
+        message = f"before 0024, splinter {rule}: {finding}"
+        signoff.recommendations[Issue("LOW", message, "the database before 0024 (not 0024's)")] = None
 
 
 @pytest.fixture(scope="session")
 def session_connection(
     request: pytest.FixtureRequest, migration_state: MigrationState, timeouts: Timeouts, target_dsn: str | None
 ) -> Iterator[psycopg.Connection]:
-    """One connection for the whole run; each test's work on it is rolled back.
+    """One connection for the whole run (to the ephemeral database, or the target's shadow); each test's work on it
+    is rolled back.
 
     Closed, not committed, at the end: after Ctrl-C a statement may still be in flight on it.
     """
-    if target_dsn:
-        yield request.getfixturevalue("target_session").conn
-        return
     with closing(connect(migration_state.conninfo, timeouts)) as conn:
         yield conn
 
 
 @pytest.fixture
 def db(session_connection: psycopg.Connection, target_dsn: str | None) -> Iterator[psycopg.Connection]:
-    """The database under test, inside a transaction (a savepoint on a target) rolled back after the test."""
+    """The database under test (on a target, its shadow), inside a transaction rolled back after the test."""
     if session_connection.closed:
-        where = f"the target {describe(target_dsn)}" if target_dsn else "the ephemeral server"
+        where = "the suite's own server"
         pytest.exit(
             f"The connection to {where} was lost during the run; the server rolled back everything the run did. "
             "The verdict is NOT APPROVED: run again once the database is reachable.",
@@ -236,48 +253,59 @@ def db(session_connection: psycopg.Connection, target_dsn: str | None) -> Iterat
 def readonly_connection(
     request: pytest.FixtureRequest, session_connection: psycopg.Connection, target_dsn: str | None, timeouts: Timeouts
 ) -> Iterator[psycopg.Connection]:
-    """On a target, a second connection whose every transaction is READ ONLY; on the ephemeral cluster, the same one."""
+    """On a target, the target itself, every transaction READ ONLY; on the ephemeral cluster, the session's."""
     if not target_dsn:
         yield session_connection
         return
-    conn = open_target(target_dsn, timeouts)
-    conn.read_only = True
-    try:
-        yield conn
-    finally:
-        conn.close()
+    yield request.getfixturevalue("target_session").conn
 
 
 @pytest.fixture
-def readonly_db(readonly_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
-    """The database as committed, for the checks that need nothing of 0024: read-only on a target, rolled back."""
-    with readonly_connection.transaction(force_rollback=True):
-        yield readonly_connection
+def readonly_db(readonly_connection: psycopg.Connection, target_dsn: str | None) -> Iterator[psycopg.Connection]:
+    """The database as committed (on a target, the target itself, read only), for the checks that read what is
+    there; rolled back."""
+    if readonly_connection.closed:
+        lost(target_dsn)
+    try:
+        with readonly_connection.transaction(force_rollback=True):
+            yield readonly_connection
+    except psycopg.OperationalError:
+        if not readonly_connection.broken:
+            raise
+        lost(target_dsn)
+
+
+def lost(target_dsn: str | None) -> None:
+    """End the run: the connection to the database under test is gone."""
+    where = f"the target {describe(target_dsn)}" if target_dsn else "the ephemeral server"
+    pytest.exit(
+        f"The connection to {where} was lost during the run; nothing the run did was left on it. "
+        "The verdict is NOT APPROVED: run again once the database is reachable.",
+        returncode=EXIT_USAGE_ERROR,
+    )
 
 
 @pytest.fixture(scope="session")
 def premigration_connection(
-    pg_server: server.Executor, timeouts: Timeouts, pytestconfig: pytest.Config
+    pg_server: server.Executor, timeouts: Timeouts, pytestconfig: pytest.Config, migration_state: MigrationState
 ) -> Iterator[psycopg.Connection]:
-    """A second database holding the prerequisites and 0023 only: 0024 never applied."""
-    dbname = database_name(pytestconfig, "readiness_pre")
-    conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, dbname)
+    """A second database holding what is there before 0024 (the prerequisites and 0023; on a target, its shadow
+    before 0024, or as the rollback leaves a deployed 0024): 0024 never applied."""
+    conninfo = migration_state.premigration
+    if not conninfo:
+        dbname = database_name(pytestconfig, "readiness_pre")
+        conninfo = create_with_prerequisites(pg_server.host, pg_server.port, pg_server.user, timeouts, dbname)
     with closing(connect(conninfo, timeouts)) as conn:
         yield conn
 
 
 @pytest.fixture
-def premigration(request: pytest.FixtureRequest, target_dsn: str | None) -> Iterator[psycopg.Connection]:
+def premigration(request: pytest.FixtureRequest, migration_state: MigrationState) -> Iterator[psycopg.Connection]:
     """The database before 0024, inside a transaction rolled back after the test."""
-    if target_dsn:
-        session = request.getfixturevalue("target_session")
-        if session.state.partial:
-            blocked(session.state.partial)
-        if session.state.rollback_error is not None:
-            blocked(f"the rollback fails on the deployed 0024: {session.state.rollback_error}")
-        with session.before_migration() as conn:
-            yield conn
-        return
+    if migration_state.partial:
+        blocked(migration_state.partial)
+    if migration_state.rollback_error is not None:
+        blocked(f"the rollback fails on the deployed 0024: {migration_state.rollback_error}")
     conn = request.getfixturevalue("premigration_connection")
     with conn.transaction(force_rollback=True):
         yield conn

@@ -146,11 +146,24 @@ def error_offset(statement: Statement, error: psycopg.Error) -> int:
     return 0
 
 
-def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, start: int = 0) -> int:
+TIMEOUT_SETTINGS = {"lock_timeout", "statement_timeout", "transaction_timeout", "idle_in_transaction_session_timeout"}
+
+
+def sets_a_timeout(statement: Statement) -> bool:
+    """Whether the statement is SET [LOCAL] lock_timeout / statement_timeout (or another timeout)."""
+    if statement.kind != "VariableSetStmt":
+        return False
+    return getattr(pglast.parse_sql(statement.text)[0].stmt, "name", None) in TIMEOUT_SETTINGS
+
+
+def apply_file(
+    conn: psycopg.Connection, path: Path, limit: int | None = None, start: int = 0, keep_timeouts: bool = False
+) -> int:
     """Run the statements of `path` from the `start`-th (0-based) up to the `limit`-th in the caller's transaction.
 
     Returns the position reached. The file's own BEGIN/COMMIT are skipped: the caller owns
-    the transaction, so a dry run can always be rolled back.
+    the transaction, so a dry run can always be rolled back. With `keep_timeouts`, the file's own
+    SET lock_timeout / statement_timeout are skipped too: the caller's (a lock budget) stand.
     """
     source = read_sql(path)
     count = 0
@@ -163,7 +176,7 @@ def apply_file(conn: psycopg.Connection, path: Path, limit: int | None = None, s
             continue
         if limit is not None and count >= limit:
             break
-        if count < start:
+        if count < start or (keep_timeouts and sets_a_timeout(statement)):
             count += 1
             continue
         try:

@@ -156,7 +156,8 @@ def _read_once(conn: Connection, what: str, table: str, read):  # type: ignore[n
 
 def columns(conn: Connection, table: str) -> dict[str, Column]:
     return dict(_read_once(conn, "columns", table, lambda: {
-        name: Column(typ, nullable, default) for name, typ, nullable, default in conn.execute(COLUMNS, (qualified(table),))
+        name: Column(typ, nullable, default)
+        for name, typ, nullable, default in conn.execute(COLUMNS, (qualified(table),))
     }))  # fmt: skip
 
 

@@ -68,6 +68,7 @@ class MigrationState:
 
     conninfo: str = field(repr=False)  # may hold a password: never printed
     migration: Path
+    premigration: str = field(default="", repr=False)  # the database before 0024, when the build made it
     missing_prerequisites: list[str] = field(default_factory=list)
     migration_0023_applied: bool = False
     error: ApplyError | None = None  # the first failing statement of the migration under test
@@ -80,6 +81,7 @@ class MigrationState:
     rollback_error: ApplyError | None = None  # 0024 present: the rollback failed on the deployed objects
     file_error: ApplyError | None = None  # 0024 present: the file failed once its rollback ran
     partial: str | None = None  # 0024 partly present: what exists, what is missing, the way out
+    target_dry_run: object = None  # on a target: the budgeted dry run there (readiness.budget.Outcome), if one ran
 
     @property
     def applied(self) -> bool:

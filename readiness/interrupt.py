@@ -7,7 +7,9 @@ its end: a swallowed interrupt still stops the run and still exits 2.
 
 A run announces the moments a person (or a test of the suite) may interrupt it at, in a file
 named by READINESS_PHASES; READINESS_HOLD_AT=<moment> makes the run wait there for the signal,
-so a test interrupts "while the sign-off is written", not "after 2.5 s" of a machine's speed.
+so a test interrupts "while the sign-off is written", not "after 2.5 s" of a machine's speed; or,
+when READINESS_RESUME names a file, until that file exists (a test looks at the run while it is held,
+then lets it go on).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 
 PHASES_ENV = "READINESS_PHASES"
 HOLD_ENV = "READINESS_HOLD_AT"
+RESUME_ENV = "READINESS_RESUME"
 HOLD_LIMIT_S = 300  # a held run nobody signals goes on by itself
 
 # The moments, in the order a run reaches them.
@@ -27,6 +30,9 @@ VOLUME_LOADING = "volume loading"
 TESTS_RUNNING = "tests running"
 SIGNOFF_WRITING = "sign-off being written"
 MOMENTS = (SERVER_STARTED, VOLUME_LOADING, TESTS_RUNNING, SIGNOFF_WRITING)
+# Against a target: its definitions read and its shadow built; a lock moment on it (readiness.budget), while held.
+TARGET_READ = "target read, shadow built"
+LOCK_MOMENT = "lock moment on the target"
 
 _received: list[int] = []
 
@@ -61,5 +67,8 @@ def announce(moment: str, stopping: threading.Event | None = None) -> None:
     if os.environ.get(HOLD_ENV) != moment:
         return
     deadline = time.monotonic() + HOLD_LIMIT_S
+    resume = os.environ.get(RESUME_ENV)
     while time.monotonic() < deadline and not (stopping is not None and stopping.is_set()):
+        if resume and os.path.exists(resume):
+            return
         time.sleep(0.05)  # the main thread's KeyboardInterrupt is raised here

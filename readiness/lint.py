@@ -33,16 +33,17 @@ LONG_TRANSACTION = timedelta(minutes=5)
 # wraparound, which it does not cancel.
 SESSIONS_IN_THE_WAY = """
 WITH RECURSIVE touched(relid) AS (  -- the named relations and their partitions, read from pg_inherits
-    SELECT to_regclass(n.name)::oid FROM unnest(%s::text[]) AS n(name)
+    SELECT to_regclass(n.name)::oid FROM unnest(%(relations)s::text[]) AS n(name)
     UNION SELECT i.inhrelid FROM pg_inherits i JOIN touched t ON i.inhparent = t.relid
 )
 SELECT a.pid, l.mode, l.relation::regclass::text, coalesce(l.granted, true), a.state,
        clock_timestamp() - a.xact_start
 FROM pg_stat_activity a
 LEFT JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'relation' AND l.relation IN (SELECT relid FROM touched)
-WHERE a.pid <> pg_backend_pid() AND a.pid <> ALL(%s::int[]) AND a.datname = current_database()
+WHERE a.pid <> pg_backend_pid() AND a.pid <> ALL(%(ours)s::int[]) AND a.datname = current_database()
+  AND NOT (pg_blocking_pids(a.pid) && %(ours)s::int[])  -- waiting on the run itself: the run's lock moment
   AND (a.backend_type = 'client backend' OR a.query LIKE '%%to prevent wraparound%%')
-  AND (l.pid IS NOT NULL OR a.state LIKE 'idle in transaction%%' OR clock_timestamp() - a.xact_start > %s)
+  AND (l.pid IS NOT NULL OR a.state LIKE 'idle in transaction%%' OR clock_timestamp() - a.xact_start > %(long)s)
 ORDER BY a.pid, l.relation::regclass::text, l.mode
 """
 # pg_stat_activity is read once per transaction and kept: drop that copy to see the sessions now.
@@ -78,7 +79,8 @@ def sessions_in_the_way(
     Reads pg_locks and pg_stat_activity only; pg_terminate_backend() or waiting them out is the DBA's call.
     """
     conn.execute(CLEAR_STATS_SNAPSHOT)
-    rows = conn.execute(SESSIONS_IN_THE_WAY, (relations, list(ours), long_transaction))
+    params = {"relations": relations, "ours": [*ours, conn.info.backend_pid], "long": long_transaction}
+    rows = conn.execute(SESSIONS_IN_THE_WAY, params)
     return [SessionFinding(*row) for row in rows]
 
 

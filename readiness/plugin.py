@@ -17,6 +17,7 @@ import pytest
 
 from readiness import PROJECT_ROOT, interrupt, ledger, markers, outcomes, roles
 from readiness.apply import meta_commands
+from readiness.budget import DEFAULT_BUDGET_MS
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.errors import ReadinessUsageError
 from readiness.markdown import signoff_markdown
@@ -53,6 +54,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="on a target where 0024 is deployed, time task 3's queries with EXPLAIN ANALYZE (it reads tenants' rows)",
     )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
+    group.addoption(
+        "--lock-budget",
+        type=int,
+        default=DEFAULT_BUDGET_MS,
+        help="on a target, the longest in ms a moment of the run may hold a lock that stalls the application's writes",
+    )
     group.addoption("--statement-timeout", type=int, default=120_000, help="statement_timeout in ms")
 
 
@@ -112,6 +119,11 @@ def pytest_configure(config: pytest.Config) -> None:
             roles.read_overrides(config.option.columns)
         except ReadinessUsageError as error:
             raise pytest.UsageError(str(error)) from None
+    if config.getoption("lock_budget") < 50:
+        raise pytest.UsageError(
+            f"--lock-budget={config.getoption('lock_budget')}: give the longest a lock moment on the target may last, "
+            "in ms, at least 50 (the default 1000 keeps the application's writes waiting no longer than a second)."
+        )
     if config.getoption("volume") < 1:
         raise pytest.UsageError(
             f"--volume={config.getoption('volume')}: give the number of activity-log rows to load, at least 1 "

@@ -104,6 +104,7 @@ class SignOff:
     recommendations: dict[Issue, None] = field(default_factory=dict)  # in the order found, once each
     design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
     target_state: str = "ephemeral"  # or what a target held of 0024: absent, present, partial (readiness.deployment)
+    lock_moments: dict[str, object] = field(default_factory=dict)  # on a target: readiness.budget's record
 
     def record(self, outcome: Outcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -215,7 +216,7 @@ class SignOff:
         """The report's production readiness rows: PASS only if every test deciding it passed."""
         rows: dict[str, str] = {}
         for test in self.outcomes.values():
-            if test.check is None:
+            if test.check is None or test.status == NOT_APPLICABLE:  # a check that does not apply decides nothing
                 continue
             status = {PASSED: "PASS", DIFFERS: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.status, "NOT RUN")
             rank = ["FAIL", "BLOCKED", "NOT RUN", "PASS"]
@@ -240,6 +241,7 @@ class SignOff:
         return {
             "verdict": self.verdict,
             "target_state": self.target_state,
+            "lock_moments": self.lock_moments,
             "server_version": self.environment.get("server_version", "unknown"),
             "migration": {"path": str(self.migration), "sha256": sha256(self.migration)},
             "rollback": {"path": str(self.rollback), "sha256": sha256(self.rollback)},

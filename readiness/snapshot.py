@@ -8,6 +8,8 @@ schema but the system's own: whatever a migration makes anywhere must go with it
 
 from __future__ import annotations
 
+import re
+
 from psycopg import Connection, sql
 
 # The system's schemas (and each session's temporary ones): nothing a migration makes lives there.
@@ -19,7 +21,7 @@ USER_SCHEMA = (
 
 QUERIES = {
     "schemas": """
-        SELECT n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce(n.nspacl::text, '')
+        SELECT n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || ACL(n.nspacl)
         FROM pg_namespace n WHERE USER_SCHEMA
     """,
     "extensions": """
@@ -30,13 +32,13 @@ QUERIES = {
         SELECT n.nspname || '.' || t.typname || ' ' || t.typtype::text || ' '
                || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                             FROM pg_enum e WHERE e.enumtypid = t.oid), '')
-               || ' acl=' || coalesce(t.typacl::text, '')
+               || ' acl=' || ACL(t.typacl)
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE USER_SCHEMA AND t.typtype IN ('e', 'd', 'r', 'm')
     """,
     "relations": """
         SELECT n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
-               || ' force=' || c.relforcerowsecurity || ' acl=' || coalesce(c.relacl::text, '')
+               || ' force=' || c.relforcerowsecurity || ' acl=' || ACL(c.relacl)
                || coalesce(' bound=' || pg_get_expr(c.relpartbound, c.oid), '')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE USER_SCHEMA AND c.relkind <> 't'
@@ -62,7 +64,7 @@ QUERIES = {
     "functions": """
         SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') returns '
                || pg_get_function_result(p.oid) || ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text
-               || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || coalesce(p.proacl::text, '')
+               || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || ACL(p.proacl)
                || ' body=' || md5(p.prosrc)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE USER_SCHEMA
@@ -79,14 +81,23 @@ QUERIES = {
     """,
 }
 
+# An aclitem[] as a set: each grantee's privileges, in order, without who granted them (the deploying role, or
+# the owner again when the shadow of a target was built): the privileges a role holds are the same.
+ACL = "coalesce((SELECT string_agg(regexp_replace(a, '/.*$', ''), ',' ORDER BY a) FROM unnest({}::text[]) a), '')"
+
 Snapshot = dict[str, frozenset[str]]
+
+
+def acls(query: str) -> str:
+    """The query with each ACL(column) printed as ACL says."""
+    return re.sub(r"ACL\(([\w.]+)\)", lambda m: ACL.format(m.group(1)), query)
 
 
 def take(conn: Connection) -> Snapshot:
     """Every object of every schema but the system's, by kind."""
     params = {"system": SYSTEM_SCHEMAS}
     return {
-        kind: frozenset(row[0] for row in conn.execute(query.replace("USER_SCHEMA", USER_SCHEMA), params))
+        kind: frozenset(row[0] for row in conn.execute(acls(query.replace("USER_SCHEMA", USER_SCHEMA)), params))
         for kind, query in QUERIES.items()
     }
 

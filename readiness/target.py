@@ -1,30 +1,34 @@
-"""An existing database given by DSN: read it, dry-run 0024 in one transaction, always roll back.
+"""An existing database given by DSN: read it, check 0024 in a shadow of it, and run it on the target only within
+a lock budget.
 
-The whole run shares one connection and one transaction: the migration is applied after a
-savepoint (or, deployed already, verified as it is), each test runs in a savepoint of its own,
-and the transaction is rolled back at the end, so the target is never left changed.
-lock_timeout and statement_timeout bound every wait. A test that needs the database as it was
-before 0024 rolls back to the first savepoint and the migration is applied again afterwards;
-with 0024 deployed, it runs after the rollback file, in a savepoint undone after the test.
+One read-only transaction reads what the target holds of the file (readiness.deployment), its
+prerequisites and 0023, its linter findings, and the definitions of what 0024 touches (readiness.shadow).
+Those definitions are built into two databases of the suite's own server: `readiness_pre`, the target
+before 0024, and `readiness`, the target with 0024 (the file applied there; or, deployed already, the
+deployed objects as they are). Every check that writes runs there, so nothing waits on the run; on the
+target itself remain the read-only checks, the plans on its own statistics, and one dry run within the
+lock budget (readiness.budget): the file, or on a deployed 0024 its rollback, in a transaction rolled back
+at once, to prove it runs there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import conninfo as libpq
+from psycopg import sql
+from pytest_postgresql.janitor import DatabaseJanitor
 
-from readiness import deployment, drift, snapshot
+from readiness import deployment, drift, shadow, snapshot
 from readiness.apply import ApplyError, apply_file
-from readiness.database import MigrationState, Timeouts, connect, inspect, lint_findings
+from readiness.budget import LockBudget
+from readiness.budget import Outcome as DryRun
+from readiness.database import MigrationState, Timeouts, connect, inspect, lint_findings, migration_0023_evidence
 from readiness.errors import ReadinessUsageError
 
-BEFORE_0024 = "SAVEPOINT readiness_before_0024"
-BACK_TO_BEFORE_0024 = "ROLLBACK TO SAVEPOINT readiness_before_0024"
-DEPLOYED = "SAVEPOINT readiness_deployed"
+SHADOW, SHADOW_BEFORE = "readiness", "readiness_pre"
 
 
 class Dsn(str):
@@ -67,16 +71,95 @@ def server_major(conn: psycopg.Connection) -> tuple[int, str]:
     return number // 10000, version
 
 
-class TargetSession:
-    """The run's one connection to the target, holding the transaction every test runs inside.
+@dataclass(frozen=True)
+class Server:
+    """The suite's own server, where the shadow is built."""
 
-    What the target holds of 0024 decides what the run does (readiness.deployment): absent, the
-    file is applied behind a savepoint (a dry run gating its deploy); present, the tests verify the
-    deployed objects, and the rollback then the file are run once behind a savepoint to compare
-    with them; partly present, nothing of 0024 is checked and the ways out are tried instead.
+    host: str
+    port: int
+    user: str
+
+    def conninfo(self, dbname: str) -> str:
+        return psycopg.conninfo.make_conninfo(host=self.host, port=self.port, user=self.user, dbname=dbname)
+
+
+class ShadowError(ReadinessUsageError):
+    """The target's definitions could not be built on the suite's server: which statement, and why."""
+
+
+@dataclass
+class Reading:
+    """What the read-only look at the target found."""
+
+    state: MigrationState
+    shadow: shadow.Shadow
+    sequences: dict[str, int | None] = field(default_factory=dict)
+
+
+def read_target(conn: psycopg.Connection, migration: Path) -> Reading:
+    """The target as it is, in one read-only transaction (nothing is locked but what reading the catalog takes)."""
+    state = MigrationState("", migration, on_target=True)
+    conn.read_only = True
+    try:
+        objects = deployment.created_objects(migration)
+    except ApplyError as error:  # the file does not parse: the shadow's apply says so, where
+        objects, state.error = [], error
+    state.held = held = deployment.read(conn, objects)
+    inspect(conn, state)  # prerequisites, 0023, the target's own linter findings before 0024
+    definitions = shadow.read(conn, held, migration_0023_evidence(conn, migration))
+    sequences = sequence_values(conn)
+    conn.rollback()
+    return Reading(state, definitions, sequences)
+
+
+def build(server: Server, definitions: shadow.Shadow, dbname: str, timeouts: Timeouts) -> str:
+    """A database of the suite's server holding the definitions; its conninfo."""
+    with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
+        for statement in definitions.roles:
+            admin.execute(statement)
+    DatabaseJanitor(user=server.user, host=server.host, port=server.port, dbname=dbname).init()
+    conninfo = server.conninfo(dbname)
+    if definitions.deploying_role and definitions.deploying_role != server.user:  # as on the target, most likely
+        with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(dbname), sql.Identifier(definitions.deploying_role)))  # fmt: skip
+    with connect(conninfo, timeouts) as conn:
+        conn.execute("SET check_function_bodies = off")  # a SQL function may name a table made after it
+        for statement in definitions.statements:
+            try:
+                with conn.transaction():
+                    conn.execute(statement)
+            except psycopg.Error as error:
+                text = statement.as_string(conn)
+                raise ShadowError(
+                    f"The target's definitions could not be rebuilt on the suite's server at `{text[:300]}`: "
+                    f"{error.diag.message_primary}. Verify a staging copy, or report it with this statement."
+                ) from None
+        conn.commit()
+    return conninfo
+
+
+def copy_of(server: Server, template: str, dbname: str, timeouts: Timeouts) -> str:
+    """A new database `dbname` made from `template` (which nobody may be connected to); its conninfo."""
+    with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+        admin.execute(create.format(sql.Identifier(dbname), sql.Identifier(template)))
+    return server.conninfo(dbname)
+
+
+class TargetSession:
+    """The run's look at the target, the shadow its checks run in, and the one budgeted dry run on the target.
+
+    What the target holds of 0024 decides what the run does (readiness.deployment): absent, the file is
+    applied in the shadow (the dry run gating its deploy); present, the tests verify the deployed objects
+    copied into the shadow, where the rollback and then the file are run to compare with them; partly
+    present, nothing of 0024 is checked and the ways out are tried in the shadow instead.
     """
 
-    def __init__(self, dsn: str, timeouts: Timeouts, migration: Path, rollback: Path, required_major: int):
+    def __init__(
+        self, dsn: str, timeouts: Timeouts, migration: Path, rollback: Path, required_major: int, budget: LockBudget
+    ) -> None:
+        """Connect, check the server's major, and read the target (nothing is built yet: see `prepare`)."""
         self.conn = open_target(dsn, timeouts)
         major, self.version = server_major(self.conn)
         if major != required_major:
@@ -86,67 +169,101 @@ class TargetSession:
                 f"PostgreSQL {required_major}. Point --dsn at a PostgreSQL {required_major} server, or pass "
                 f"--pg-major={major} to verify against {major} on purpose."
             )
-        self.migration, self.rollback = migration, rollback
-        self.state = MigrationState(dsn, migration, on_target=True)
-        self.conn.read_only = True  # the look before the dry run writes nothing, even in a transaction
-        try:
-            objects = deployment.created_objects(migration)
-        except ApplyError as error:  # the file does not parse: the dry run says so, where
-            objects, self.state.error = [], error
-        self.state.held = held = deployment.read(self.conn, objects)
-        inspect(self.conn, self.state)
-        self.sequences = sequence_values(self.conn)
-        self.conn.rollback()
+        self.migration, self.rollback, self.timeouts, self.budget = migration, rollback, timeouts, budget
+        reading = read_target(self.conn, migration)
+        self.state, self.shadow, self.sequences = reading.state, reading.shadow, reading.sequences
+        self.target_lint = self.state.lint_before  # the target's own findings before 0024: the app's other tables'
+        self.dry_run: DryRun | None = None
+
+    def prepare(self, server: Server) -> None:
+        """Build the shadow on the suite's `server`, apply or rebuild 0024 there, and dry-run on the target."""
+        held, timeouts, migration, rollback = self.state.held, self.timeouts, self.migration, self.rollback
+        assert held is not None, "the target's state was not read"
+        if held.state == deployment.ABSENT:
+            self.state.premigration = build(server, self.shadow, SHADOW_BEFORE, timeouts)
+            self.state.conninfo = copy_of(server, SHADOW_BEFORE, SHADOW, timeouts)
+            self.apply_in_the_shadow()
+            if self.state.error is None and not self.state.missing_prerequisites:
+                self.dry_run = self.on_the_target(migration, "0024 applied on the target, rolled back")
+        else:
+            self.state.conninfo = build(server, self.shadow, SHADOW, timeouts)
+            if held.state == deployment.PRESENT:
+                self.rebuild_from_the_file(server)
+                if self.state.rollback_error is None:
+                    self.dry_run = self.on_the_target(rollback, "the rollback run on the target, rolled back")
+            else:
+                with connect(self.state.conninfo, timeouts) as conn:
+                    self.state.partial = self.ways_out(conn, held)
+        self.conn.read_only = True  # from here on the target is only read
+
+    def on_the_target(self, path: Path, what: str) -> DryRun:
+        """The one dry run on the target, within the lock budget."""
         self.conn.read_only = False
-        if held.state == deployment.PRESENT:
-            self.state.deployed = self.state.baseline
-            self.conn.execute(DEPLOYED)
-            self.rebuild_from_the_file()
-        elif held.state == deployment.PARTIAL:
-            self.conn.execute(DEPLOYED)
-            self.state.partial = self.ways_out(held)
-        elif self.state.error is None:
-            self.conn.execute(BEFORE_0024)
-            self.apply()
-
-    def apply(self) -> None:
-        """Apply the migration after the first savepoint; on failure return to it and record why."""
         try:
-            apply_file(self.conn, self.migration)
-        except ApplyError as error:
-            self.conn.execute(BACK_TO_BEFORE_0024)
-            self.state.error = error
+            return self.budget.dry_run(self.conn, path, what)
+        finally:
+            self.conn.rollback()
+            self.conn.read_only = True
 
-    def rebuild_from_the_file(self) -> None:
-        """0024 present: the catalog before it (the rollback run on the deployed objects) and as the file builds it.
+    def apply_in_the_shadow(self) -> None:
+        """Apply the file to the shadow, as the target's deploying role, and commit it (or record its failure)."""
+        with connect(self.state.conninfo, self.timeouts) as conn:
+            self.state.baseline = snapshot.take(conn)
+            self.state.lint_before = lint_findings(conn)
+            if self.state.error is not None:
+                return
+            try:
+                as_deploying_role(conn, self.shadow)
+                apply_file(conn, self.migration)
+                conn.commit()
+            except ApplyError as error:
+                conn.rollback()
+                self.state.error = error
 
-        Both inside a savepoint rolled back at once: the tests see the target as deployed.
-        """
-        try:
-            with self.rolled_back():
-                self.state.baseline = snapshot.take(self.conn)
-                self.state.lint_before = lint_findings(self.conn)
+    def rebuild_from_the_file(self, server: Server) -> None:
+        """0024 present: the shadow before it (the rollback run on a copy of the deployed objects, committed) and
+        the catalog as the file builds it there (rolled back)."""
+        self.state.deployed = self.shadow_snapshot()
+        self.state.premigration = copy_of(server, SHADOW, SHADOW_BEFORE, self.timeouts)
+        with connect(self.state.premigration, self.timeouts) as conn:
+            try:
+                as_deploying_role(conn, self.shadow)
+                apply_file(conn, self.rollback)
+                conn.commit()
+            except ApplyError as error:
+                conn.rollback()
+                self.state.rollback_error = error
+                return
+            self.state.baseline = snapshot.take(conn)
+            self.state.lint_before = lint_findings(conn)
+            with conn.transaction(force_rollback=True):
                 try:
-                    with self.conn.transaction():
-                        apply_file(self.conn, self.migration)
-                        self.state.file_built = snapshot.take(self.conn)
+                    as_deploying_role(conn, self.shadow)
+                    apply_file(conn, self.migration)
+                    self.state.file_built = snapshot.take(conn)
                 except ApplyError as error:
                     self.state.file_error = error
-        except ApplyError as error:  # the rollback's: the file's is recorded above
-            self.state.rollback_error = error
 
-    def ways_out(self, held: deployment.TargetState) -> str:
-        """0024 partly present: the one blocking cause, with what exists, what is missing, and each way out tried."""
+    def shadow_snapshot(self) -> snapshot.Snapshot:
+        with connect(self.state.conninfo, self.timeouts) as conn:
+            return snapshot.take(conn)
+
+    def ways_out(self, conn: psycopg.Connection, held: deployment.TargetState) -> str:
+        """0024 partly present: the one blocking cause, with what exists, what is missing, and each way out tried
+        in the shadow."""
         tried, compared = [], "the objects present could not be compared with the file (its rollback fails)"
+        baseline = snapshot.take(conn)
         try:
-            with self.rolled_back():
-                left = deployment.read(self.conn, held.existing).existing
+            with conn.transaction(force_rollback=True):
+                as_deploying_role(conn, self.shadow)
+                apply_file(conn, self.rollback)
+                left = deployment.read(conn, held.existing).existing
                 if left:
                     tried.append(f"the rollback leaves {', '.join(map(str, left))}: it does NOT clean the target")
                 else:
-                    apply_file(self.conn, self.migration)
+                    apply_file(conn, self.migration)
                     tried.append("the rollback leaves the target clean and 0024 then applies: this way out WORKS")
-                    found = [d for d in drift.compare(self.state.baseline, snapshot.take(self.conn)) if d.deployed]
+                    found = [d for d in drift.compare(baseline, snapshot.take(conn)) if d.deployed]
                     compared = f"the {len(held.existing)} objects present match what the file creates"
                     if found:
                         compared = "the objects present differ from what the file creates: " + "; ".join(
@@ -155,12 +272,13 @@ class TargetSession:
         except ApplyError as error:
             tried.append(f"rollback then 0024 FAILS: {error}")
         resume = held.first_missing
-        with self.conn.transaction(force_rollback=True):
+        with conn.transaction(force_rollback=True):
             try:
-                apply_file(self.conn, self.migration, start=resume.position)
+                as_deploying_role(conn, self.shadow)
+                apply_file(conn, self.migration, start=resume.position)
                 tried.append(
                     f"applying the rest of the file (from {resume.where}, {resume}) WORKS"
-                    if deployment.read(self.conn, held.missing).state == deployment.PRESENT
+                    if deployment.read(conn, held.missing).state == deployment.PRESENT
                     else "applying the rest of the file runs but does not create every missing object"
                 )
             except ApplyError as error:
@@ -169,50 +287,34 @@ class TargetSession:
             f"0024 is partly present on the target, as a deploy that stopped half-way leaves it: "
             f"{len(held.existing)} of the file's {len(held.existing) + len(held.missing)} objects exist "
             f"({deployment.listed(held.existing)}); missing: {deployment.listed(held.missing)}; {compared}. "
-            f"Tried in the dry run (rolled back): {'; '.join(tried)}"
+            f"Tried in the shadow of the target: {'; '.join(tried)}"
         )
 
-    @contextmanager
-    def rolled_back(self) -> Iterator[None]:
-        """Inside a savepoint undone on leaving: the target once the rollback file ran on it. ApplyError
-        (the savepoint undone) when the rollback fails."""
-        with self.conn.transaction(force_rollback=True):
-            apply_file(self.conn, self.rollback)
-            yield
-
-    @contextmanager
-    def before_migration(self) -> Iterator[psycopg.Connection]:
-        """The target as it was before 0024, inside a savepoint; with 0024 deployed, as its rollback leaves it."""
-        if self.state.held is not None and self.state.held.state == deployment.PRESENT:
-            with self.rolled_back():
-                yield self.conn
-            return
-        self.conn.execute(BACK_TO_BEFORE_0024)
-        try:
-            with self.conn.transaction(force_rollback=True):
-                yield self.conn
-        finally:
-            if self.state.error is None:
-                self.apply()
-
     def moved_sequences(self) -> list[str]:
-        """The sequences the run advanced: nextval() is never rolled back."""
+        """The target's sequences the run advanced (none: nothing the run does on the target writes)."""
         try:
             now = sequence_values(self.conn)
+            self.conn.rollback()
         except psycopg.Error as error:  # the connection was lost, or the run interrupted mid-statement
             return [f"unknown: {str(error).strip()}"]
         return [f"{name}: {self.sequences.get(name)} -> {value}" for name, value in now.items()
                 if value != self.sequences.get(name)]  # fmt: skip
 
     def close(self) -> None:
-        """Roll back everything the run did, and disconnect."""
-        # Closing alone rolls back too (the server ends the session's transaction), even when
-        # Ctrl-C left a statement in flight and a ROLLBACK could not be sent.
+        """Disconnect; nothing the run did on the target outlived its transaction."""
         if not self.conn.closed:
             try:
                 self.conn.rollback()
             finally:
                 self.conn.close()
+
+
+def as_deploying_role(conn: psycopg.Connection, definitions: shadow.Shadow) -> None:
+    """Act, in the shadow, as the role that deploys on the target: what 0024 makes is owned as it would be there,
+    and the default privileges the target gives that role apply."""
+    role = definitions.deploying_role
+    if role and role != conn.info.user:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
 
 
 def sequence_values(conn: psycopg.Connection) -> dict[str, int | None]:

@@ -143,7 +143,7 @@ class VolumeCluster:
         try:
             self.executor.start()
         except Exception:
-            if not self.from_cache:
+            if not self.from_cache or self.stopping.is_set():  # stopped while it started: the entry is not at fault
                 raise
             # An entry that does not start (damaged, copied without its owner) is dropped, the volume loaded again.
             shutil.rmtree(self.entry, ignore_errors=True)

@@ -326,29 +326,29 @@ def explain_on_target(conn: psycopg.Connection, query: Query, params: dict[str, 
 
 @pytest.mark.enforces("report.index-performance")
 def test_plans_on_the_deployed_target(
-    migrated: psycopg.Connection, migration_state, pytestconfig: pytest.Config, record_figure, recommendation
+    readonly_db: psycopg.Connection, migration_state, pytestconfig: pytest.Config, record_figure, recommendation
 ) -> None:
     """On a target where 0024 is deployed, each dashboard query is planned on the target's own rows and
     statistics, through RLS as a user of its busiest organisation; a large table planned without its index is a
     recommendation (stale statistics?). The verdict on plans is the ephemeral volume's."""
     if migration_state.held is None or migration_state.held.state != "present":
         not_applicable("0024's tables are new here: their plans are proven on the ephemeral volume")
-    tenant = migrated.execute(TENANT_ON_TARGET).fetchone()
+    tenant = readonly_db.execute(TENANT_ON_TARGET).fetchone()
     if tenant is None or tenant[1] is None:
         not_applicable("the deployed activity log has no organisation with a user and rows to plan for")
     org, user = tenant
-    sync, job = migrated.execute(
+    sync, job = readonly_db.execute(
         "SELECT sync_id, job_id FROM sync_progress WHERE org_id = %s LIMIT 1", (org,)
     ).fetchone() or (None, None)
-    key = (migrated.execute(
+    key = (readonly_db.execute(
         "SELECT cache_key FROM sync_preview_cache WHERE org_id = %s AND cache_key IS NOT NULL LIMIT 1", (org,)
     ).fetchone() or (None,))[0]  # fmt: skip
-    now = migrated.execute("SELECT now()").fetchone()[0]
+    now = readonly_db.execute("SELECT now()").fetchone()[0]
     params = {"org": org, "user": user, "sync": sync, "job": job, "key": key,
               "since": now - timedelta(days=7), "until": now + timedelta(minutes=1)}  # fmt: skip
     analyze = pytestconfig.getoption("explain_analyze")
-    rows = {table: estimated_rows(migrated, table) for table in TABLES}
-    present = catalog.indexes(migrated, TABLES)
+    rows = {table: estimated_rows(readonly_db, table) for table in TABLES}
+    present = catalog.indexes(readonly_db, TABLES)
     for query in QUERIES:
         if query.index not in present:
             continue  # its absence is test_report_indexes_all_there's finding
@@ -356,8 +356,8 @@ def test_plans_on_the_deployed_target(
         if lacking:
             record_figure(f"on the target: {query.purpose} ({query.index})", f"not planned: no {lacking[0]} to ask for")
             continue
-        result = explain_on_target(migrated, query, params, analyze)
-        used = sorted(indexes_used(migrated, result["Plan"])) or ["no index"]
+        result = explain_on_target(readonly_db, query, params, analyze)
+        used = sorted(indexes_used(readonly_db, result["Plan"])) or ["no index"]
         timing = f", {result['Execution Time']:.2f} ms" if analyze else ""
         record_figure(f"on the target: {query.purpose} ({query.index})",
                       f"{', '.join(used)}; est. {result['Plan']['Plan Rows']} rows{timing}")  # fmt: skip

@@ -20,7 +20,7 @@ from readiness.apply import ApplyError, apply_file
 from readiness.database import MigrationState, Timeouts, connect, migration_0023_evidence
 from readiness.explain import apply_error_issue, missing_prerequisite
 from readiness.factories import SYNC_TABLES
-from readiness.verdicts import blocked
+from readiness.verdicts import blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
 
@@ -86,7 +86,7 @@ def test_no_session_in_the_way(
 ) -> None:
     """No other session holds a lock on what 0024 touches or keeps a transaction open (idle, or over 5 minutes)."""
     db = readonly_db
-    ours = [session_connection.info.backend_pid]  # the suite's own dry run, on a target
+    ours = [session_connection.info.backend_pid]  # the suite's own sessions (on a target, it reads only)
     found = lint.sessions_in_the_way(db, TOUCHED, ours)
     assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
     if migration_state.on_target:
@@ -130,6 +130,34 @@ def test_migration_executes_on_a_fresh_database(
 def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> None:
     """Row-level security is enabled on each sync table once 0024 is applied."""
     assert catalog.rls_enabled(migrated, table), f"RLS is not enabled on {table} after 0024: enable it in 0024"
+
+
+@pytest.mark.enforces("report.executes")
+@pytest.mark.check("Migration can execute")
+def test_file_runs_on_the_target_within_the_lock_budget(
+    migration_state: MigrationState, record_figure, recommendation, blocking_issue
+) -> None:
+    """On a target, the file (or, with 0024 deployed, its rollback) runs there too: once, in a transaction rolled
+    back at once, holding what stalls the application's writes no longer than the lock budget."""
+    if not migration_state.on_target:
+        not_applicable("the ephemeral server is the database under test: 0024 was applied to it")
+    if migration_state.blocked_reason or migration_state.rollback_error:
+        blocked(str(migration_state.blocked_reason or migration_state.rollback_error))
+    outcome = migration_state.target_dry_run
+    if outcome is None:
+        not_applicable("nothing to run on the target")
+    if outcome.stalled:
+        recommendation(
+            "MEDIUM",
+            f"could not be checked on the target without stalling it: {outcome.stalled}. The shadow of the target "
+            "approves the file; to see it run on the target's own data, run the gate on a staging copy of it.",
+            "the target",
+        )
+        not_applicable(f"could not be checked on the target without stalling it: {outcome.stalled}")
+    if outcome.error is not None:
+        blocking_issue(apply_error_issue(outcome.error))
+    assert outcome.error is None, f"the file runs in the target's shadow but fails on the target: {outcome.error}"
+    record_figure(f"on the target: {outcome.moment.what}", str(outcome.moment))
 
 
 # --- Supabase linter (splinter) rules ---------------------------------------------------

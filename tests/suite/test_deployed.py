@@ -44,8 +44,9 @@ def drift_findings(run) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_path: Path) -> None:
-    """0024 deployed as its file creates it: verified in place, APPROVED, no drift, the target unchanged; a
-    sequence the test rows advance (organization with a bigserial column) is named in the sign-off."""
+    """0024 deployed as its file creates it: verified in its shadow, APPROVED, no drift, the target unchanged; no
+    sequence of the target is advanced (organization with a bigserial column: the test rows are the shadow's),
+    and the one lock moment is the rollback's dry run on the target."""
     serial = sql_file(tmp_path, "serial", "ALTER TABLE organization ADD COLUMN seq bigserial;")
     dsn = target(*PREREQUISITES, MIGRATION_0023, serial, DEFAULT_MIGRATION)
     before = state_of(dsn)
@@ -54,9 +55,10 @@ def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_p
     assert run.signoff["target_state"] == "present"
     environment = run.signoff["environment"]
     assert "verifies the deployed objects in place" in environment["target_state"]
-    assert (
-        "public.organization_seq_seq" in environment["sequences advanced by the run (nextval() is never rolled back)"]
-    )
+    assert environment["sequences advanced by the run (nextval() is never rolled back)"] == "none", environment
+    moments = run.signoff["lock_moments"]["moments"]
+    assert [m["what"] for m in moments] == ["the rollback run on the target, rolled back"], moments
+    assert {"sync_progress", "organization"} <= set(moments[0]["tables"]), moments
     assert drift_findings(run) == []
     assert "never applied" not in run.output
     assert run.statuses()[8] == "PASS", run.task(8)

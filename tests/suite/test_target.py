@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import SQL_DIR
+from readiness import SQL_DIR, interrupt
 from readiness.apply import first_reference
 from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
 from tests.suite.targets import OPERATIONAL, PASSWORD, state_of
@@ -20,10 +20,10 @@ from tests.suite.targets import OPERATIONAL, PASSWORD, state_of
 pytestmark = pytest.mark.suite
 
 # The seed report's sections, in its order (Root Cause Analysis and Migration Sequencing are prose
-# a person writes). Ours adds Measurements when a figure was measured: none on the lookalike, where
-# 0024 does not execute (its linter findings before 0024 are recommendations now).
+# a person writes). Ours adds Measurements when a figure was measured: on the lookalike, only the start of the
+# suite's own server, where the target's shadow is built.
 REPORT_HEADINGS = [
-    "## Executive Summary", "## Detailed Validation Results", "## Recommendations",
+    "## Executive Summary", "## Detailed Validation Results", "## Recommendations", "## Measurements",
     "## Rollback Procedure", "## Summary Table", "## Sign-Off",
 ]  # fmt: skip
 
@@ -82,7 +82,10 @@ def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readi
     assert state_of(dsn) == before, "the run left residue in the target"
     outputs = [run.output] + [path.read_text() for path in (tmp_path / "reports").iterdir() if path.is_file()]
     assert not [text for text in outputs if PASSWORD in text], "the DSN's password appears in the output or reports"
-    assert "(rolled back)" in run.signoff["environment"]["target"]
+    assert "(read only; checked in a shadow of it on the suite's server)" in run.signoff["environment"]["target"]
+    moments = run.signoff["lock_moments"]["per_table"]
+    assert set(moments) == {"organization", "auth.users_extended"}, run.signoff["lock_moments"]
+    assert all(m["moments"] == 1 and m["longest_ms"] <= 1000 for m in moments.values()), moments
     assert run.signoff["target_state"] == "absent", run.output
     assert "gates its deploy" in run.signoff["environment"]["target_state"]
     assert "This run gates the deploy to the target" in (tmp_path / "reports" / "readiness.md").read_text()
@@ -123,17 +126,23 @@ def test_migration_failing_midway_leaves_nothing(readiness_run, target) -> None:
 
 
 def test_lock_held_on_organization_is_reported_without_hanging(readiness_run, target) -> None:
-    """Another session writing organization in an open transaction: reported as a blocker within lock_timeout."""
+    """Another session writing organization in an open transaction: reported as in 0024's way; the dry run on the
+    target, which needs a lock that session's write conflicts with, is never had within the budget and is said
+    so ("could not be checked on the target without stalling it"): not blocking by itself, never a wait."""
     dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
     with psycopg.connect(dsn) as holder:
         holder.execute("INSERT INTO organization (name) VALUES ('held by a long transaction')")
-        run = readiness_run(None, f"--dsn={dsn}", "--lock-timeout=500")
+        run = readiness_run(None, f"--dsn={dsn}")
         pid = holder.info.backend_pid
         holder.rollback()
     assert run.signoff["verdict"] == "NOT APPROVED", run.output
     assert run.signoff["readiness_checks"]["No active locks"] == "FAIL"
     assert f"pid {pid}" in run.output
-    assert "lock timeout" in run.output
+    stalled = [r["message"] for r in run.signoff["recommendations"] if "without stalling it" in r["message"]]
+    assert stalled and "locks were not had within 250 ms" in stalled[0], run.signoff["recommendations"]
+    assert run.signoff["lock_moments"]["moments"] == [], run.signoff["lock_moments"]
+    issues = run.signoff["blocking_issues"]
+    assert len(issues) == 1 and "sessions in 0024's way" in issues[0]["message"], issues
 
 
 @pytest.mark.parametrize(
@@ -199,33 +208,36 @@ def test_wrong_password_is_clear(readiness_run, pg_server: PostgreSQLExecutor, p
     assert PASSWORD not in run.output
 
 
-def test_connection_lost_mid_run_ends_clearly_and_leaves_nothing(readiness_run, target, pg_server) -> None:
-    """The server drops the suite's connection mid-run: a clear NOT APPROVED end, and the target unchanged."""
+def test_connection_lost_mid_run_ends_clearly_and_leaves_nothing(readiness_run, target, pg_server, tmp_path) -> None:
+    """The target drops the suite's connection once the run has read it (held there, then let go on): a clear
+    NOT APPROVED end (exit 4), and the target unchanged."""
     dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
     before = state_of(dsn)
     database = dsn.rsplit("/", 1)[1]
-    stop = threading.Event()
+    phases, resume = tmp_path / "phases", tmp_path / "resume"
 
     def drop_the_suite_connection() -> None:
+        while not (phases.is_file() and interrupt.TARGET_READ in phases.read_text().splitlines()):
+            if done.is_set():
+                return
+            time.sleep(0.05)
         with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres") as admin:
             admin.autocommit = True
-            while not stop.is_set():
-                pids = admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'readiness-0024'"
-                    " AND state <> 'idle' AND backend_start < now() - interval '2 seconds'",
-                    (database,),
-                ).fetchall()
-                if pids:
-                    admin.execute("SELECT pg_terminate_backend(%s)", (pids[0][0],))
-                    return
-                time.sleep(0.2)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                "AND application_name = 'readiness-0024'", (database,),
+            )  # fmt: skip
+        resume.touch()
 
+    done = threading.Event()
     killer = threading.Thread(target=drop_the_suite_connection)
     killer.start()
     try:
-        run = readiness_run(None, f"--dsn={dsn}")
+        env = {interrupt.PHASES_ENV: str(phases), interrupt.HOLD_ENV: interrupt.TARGET_READ,
+               interrupt.RESUME_ENV: str(resume)}  # fmt: skip
+        run = readiness_run(None, f"--dsn={dsn}", env=env)
     finally:
-        stop.set()
+        done.set()
         killer.join()
     assert run.exit_code == 4, run.output
     assert "was lost during the run" in run.output
