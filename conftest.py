@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from readiness import catalog, expected, factories, interrupt, rls, roles, server, volume, volume_cluster
+from readiness import catalog, expected, factories, interrupt, privileges, rls, roles, server, volume, volume_cluster
 from readiness.budget import LockBudget
-from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY
+from readiness.causes import MISSING_KEY, PRIVILEGE_GAPS_KEY, RLS_FAULTS_KEY
 from readiness.clusters import (
     SHARED_SERVER,
     SHARED_VOLUME,
@@ -167,6 +167,7 @@ def target_session(
            "the target's shadow": f"{len(session.shadow.copied)} tables: {', '.join(session.shadow.copied)}"
            + (f"; left out: {'; '.join(session.shadow.left_out)}" if session.shadow.left_out else "")},
     )  # fmt: skip
+    signoff.environment.update({f"target's {name}": fact for name, fact in session.facts.items()})
     say(pytestconfig, f"target {describe(target_dsn)}: {held.describe()}")
     for rule, findings in sorted(session.target_lint.items()):
         record_findings(signoff, rule, findings)
@@ -447,9 +448,29 @@ def rls_faults(
     return pytestconfig.stash[RLS_FAULTS_KEY]
 
 
+@pytest.fixture(scope="session")
+def privilege_gaps(
+    pytestconfig: pytest.Config,
+    session_connection: psycopg.Connection,
+    migration_state: MigrationState,
+    missing_objects: dict[str, list[str]],
+) -> list[privileges.Gap]:
+    """What the API roles lack that 0024's policies and triggers need them to hold (readiness.privileges)."""
+    if migration_state.blocked_reason:
+        return []
+    present = [f"public.{t}" for t in expected.CONTRACT_COLUMNS if t not in missing_objects.get("tables", ())]
+    try:
+        with session_connection.transaction(force_rollback=True):
+            pytestconfig.stash[PRIVILEGE_GAPS_KEY] = privileges.gaps(session_connection, present)
+    except psycopg.Error as error:  # the privilege check fails saying so; every other check still runs
+        pytestconfig.stash[PRIVILEGE_GAPS_KEY] = []
+        pytestconfig.stash[privileges.READ_ERROR_KEY] = f"{error.sqlstate} {error.diag.message_primary}"
+    return pytestconfig.stash[PRIVILEGE_GAPS_KEY]
+
+
 @pytest.fixture
 def migrated(
-    db: psycopg.Connection, migration_state: MigrationState, missing_objects, rls_faults
+    db: psycopg.Connection, migration_state: MigrationState, missing_objects, rls_faults, privilege_gaps
 ) -> psycopg.Connection:
     """`db` with migration 0024 applied; a test needing it is BLOCKED when the migration could not apply."""
     if migration_state.blocked_reason:

@@ -57,6 +57,11 @@ def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None)
         pytest.fail(f"expected PostgreSQL to refuse with {sqlstate} {message or ''}, it accepted the statement")
 
 
+# The refusals `attempt` met during the running check (cleared before each): a check that fails on one saying it in
+# its own words has lost the driver's error, and readiness.outcomes still reads its cause from here.
+REFUSALS: list[psycopg.Error] = []
+
+
 def attempt(conn: psycopg.Connection, what: Callable[[], object]) -> psycopg.Error | None:
     """Run `what` in a savepoint: the error PostgreSQL refused it with, or None when it was accepted.
 
@@ -65,6 +70,7 @@ def attempt(conn: psycopg.Connection, what: Callable[[], object]) -> psycopg.Err
         with conn.transaction():
             what()
     except psycopg.Error as error:
+        REFUSALS.append(error)
         return error
     return None
 

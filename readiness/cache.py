@@ -36,10 +36,11 @@ def digest(*parts: bytes | str) -> str:
     return sha.hexdigest()[:16]
 
 
-def initdb_entry(pg_ctl: Path, version: str) -> Path:
-    """Where initdb's output for this server, locale and OS user is kept."""
+def initdb_entry(pg_ctl: Path, version: str, superuser: str = "postgres") -> Path:
+    """Where initdb's output for this server, locale, OS user and bootstrap superuser is kept."""
     locale = [os.environ.get(name, "") for name in ("LC_ALL", "LC_CTYPE", "LANG")]
-    return root() / f"initdb-{version}-{digest(str(pg_ctl.resolve()), str(os.geteuid()), *locale)}"
+    other = [superuser] if superuser != "postgres" else []  # the entries made before superusers were named stay valid
+    return root() / f"initdb-{version}-{digest(str(pg_ctl.resolve()), str(os.geteuid()), *locale, *other)}"
 
 
 def volume_entry(version: str, rows: int, inputs: list[Path], today: datetime.date | None = None) -> Path:

@@ -29,6 +29,7 @@ BLOCKS_TASK = {"functions": 4}
 # A missing object also blocks the checks marked as using it (@pytest.mark.uses(name)), not the others of its task.
 MISSING_KEY = pytest.StashKey[dict[str, list[str]]]()
 RLS_FAULTS_KEY = pytest.StashKey[dict[str, list[str]]]()  # table -> how its RLS breaks the rule (readiness.rls)
+PRIVILEGE_GAPS_KEY = pytest.StashKey[list]()  # readiness.privileges.Gap: what an API role lacks that 0024 needs
 
 
 def cause_of(kind: str, missing: dict[str, list[str]]) -> str:
@@ -48,6 +49,15 @@ def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] =
     for kind in MISSING:
         if set(missing.get(kind, ())) & set(uses):
             return cause_of(kind, missing)
+    return None
+
+
+def privilege_cause(denied: list[str], gaps: list) -> str | None:  # type: ignore[type-arg]
+    """The missing privilege a failed check follows from: the gap whose object PostgreSQL named refusing it
+    ("permission denied for table users_extended"); else None (a check failing otherwise keeps its own failure)."""
+    for gap in gaps:
+        if any(refusal.endswith(f" {gap.need.kind} {gap.object}") for refusal in denied):
+            return str(gap.message)
     return None
 
 

@@ -8,10 +8,14 @@ dependent checks can be reported BLOCKED by the failure.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from readiness import SQL_DIR, catalog, expected, lint, snapshot
@@ -82,6 +86,7 @@ class MigrationState:
     file_error: ApplyError | None = None  # 0024 present: the file failed once its rollback ran
     partial: str | None = None  # 0024 partly present: what exists, what is missing, the way out
     target_dry_run: object = None  # on a target: the budgeted dry run there (readiness.budget.Outcome), if one ran
+    deploying_role: str = ""  # on a target: the role 0024 is applied as in its shadow (readiness.shadow)
 
     @property
     def applied(self) -> bool:
@@ -123,13 +128,54 @@ ORDER BY 1
 
 
 def migration_0023_evidence(conn: psycopg.Connection, migration: Path) -> list[str]:
-    """What shows migration 0023 applied: the report's Step 3 query's tables, not counting 0024's own."""
+    """The sync infrastructure tables the report's Step 3 query finds, not counting 0024's own."""
     try:
         ours = {obj.name.split(".")[-1] for obj in created_objects(migration) if obj.kind == "table"}
     except ApplyError:  # a file that does not parse: its own check says so
         ours = set()
     ours |= set(expected.CONTRACT_COLUMNS)
     return [row[0] for row in conn.execute(SYNC_INFRASTRUCTURE, {"ours": sorted(ours)})]
+
+
+# Migration histories as the usual tools keep them: the table, and what names a migration in it. A record of
+# 0023 is a version or name that is 23 (0023, V0023__..., 0023_sync_...), not a timestamp holding "23".
+HISTORIES = (
+    ("supabase_migrations.schema_migrations", "version || ' ' || coalesce(name, '')"),
+    ("public.flyway_schema_history", "coalesce(version, '') || ' ' || script"),
+    ("sqitch.changes", "change"),
+    ("public.schema_migrations", "version::text"),  # dbmate, Rails
+    ("public._prisma_migrations", "migration_name"),
+)
+RECORDS_0023 = r"(^|\D)0*23(\D|$)"
+
+
+def migration_0023_history(conn: psycopg.Connection) -> list[str]:
+    """The migration histories on the database that record 0023, each as 'table: record'."""
+    found = []
+    for table, record in HISTORIES:
+        if not catalog.relation_exists(conn, table):
+            continue
+        query = sql.SQL("SELECT {} FROM {} WHERE {} ~ %s LIMIT 1").format(
+            sql.SQL(record), sql.Identifier(*table.split(".")), sql.SQL(record)
+        )
+        try:
+            with conn.transaction():
+                row = conn.execute(query, (RECORDS_0023,)).fetchone()
+        except psycopg.Error:  # a table of that name kept otherwise: not a history this knows
+            continue
+        if row:
+            found.append(f"{table} records {row[0].strip()}")
+    return found
+
+
+def evidence_of_0023(conn: psycopg.Connection, migration: Path, configured: str | None = None) -> list[str]:
+    """What shows migration 0023 applied, each saying where it was seen: the report's Step 3 query's tables, a
+    migration history that records 0023, or the table a configuration names (--migration-0023)."""
+    found = [f"public.{name} (the report's Step 3 query)" for name in migration_0023_evidence(conn, migration)]
+    found += migration_0023_history(conn)
+    if configured and catalog.relation_exists(conn, configured):
+        found.append(f"{configured} (named by --migration-0023)")
+    return found
 
 
 def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeouts, dbname: str = DBNAME) -> str:
@@ -153,7 +199,7 @@ def create_ephemeral(
 def inspect(conn: psycopg.Connection, state: MigrationState) -> None:
     """Record what is there before the migration: prerequisites, 0023, the catalog."""
     state.missing_prerequisites = missing_prerequisites(conn)
-    state.migration_0023_applied = bool(migration_0023_evidence(conn, state.migration))
+    state.migration_0023_applied = bool(evidence_of_0023(conn, state.migration))
     state.baseline = snapshot.take(conn)
     state.lint_before = lint_findings(conn)
 
@@ -175,3 +221,19 @@ def inspect_and_apply(conninfo: str, timeouts: Timeouts, migration: Path) -> Mig
             conn.rollback()
             state.error = error
     return state
+
+
+@contextmanager
+def as_deploying_role(conn: psycopg.Connection, state: MigrationState) -> Iterator[None]:
+    """Run the block as the role that deploys 0024 (on a target's shadow: the target's), so what it makes is owned,
+    and given default privileges, as the deploy would; then back to the connection's own role."""
+    role = state.deploying_role
+    if not role or role == conn.info.user:
+        yield
+        return
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != TransactionStatus.INERROR:
+            conn.execute("RESET ROLE")

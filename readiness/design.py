@@ -133,5 +133,7 @@ BEFORE_UPDATE_ORDER = (
     "public.update_sync_progress_timestamp",
     "public.validate_sync_progress_totals",
 )
+# Our own 0023's table: an organisation's connection to its ERP or shop (the report names none).
+MIGRATION_0023_TABLE = "public.sync_connection"
 # sync_activity_log by range on created_at, a partition a month, and a default partition.
 PARTITION_KEY = ("range", "created_at")

@@ -5,6 +5,8 @@ crosses from an xdist worker to the controller with it); the sign-off reads noth
   - a check that passed is PASSED, one that raised Blocked or NotApplicable (readiness.verdicts) is
     BLOCKED by its cause or N/A, any other skip is SKIPPED;
   - a failed check whose subject 0024 did not create is BLOCKED by that missing object (readiness.causes);
+    one PostgreSQL refused for a lack of a privilege 0024 needs an API role to hold is BLOCKED by that missing
+    privilege (readiness.privileges);
     a failed existence check, or a failed check of a table whose RLS breaks the report's rule, has that cause;
   - a failed check of a "design" requirement (readiness.ledger) DIFFERS: listed, never blocking; one that
     cannot run is N/A (what stops it is the contract's own finding).
@@ -20,9 +22,17 @@ import psycopg
 import pytest
 from _pytest.outcomes import Skipped
 
-from readiness import ledger
+from readiness import auth, ledger
 from readiness.apply import ApplyError
-from readiness.causes import MISSING_KEY, RLS_FAULTS_KEY, blocked_by, cause_of, rls_cause
+from readiness.causes import (
+    MISSING_KEY,
+    PRIVILEGE_GAPS_KEY,
+    RLS_FAULTS_KEY,
+    blocked_by,
+    cause_of,
+    privilege_cause,
+    rls_cause,
+)
 from readiness.signoff import task_of
 from readiness.verdicts import (
     BLOCKED,
@@ -140,7 +150,7 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
             outcome.message = str(error.msg) if isinstance(error, Skipped) else str(report.longrepr)
     else:
         outcome.status, outcome.message = FAILED, failure_message(call, report, outcome.description)
-        attribute_to_its_cause(item, outcome, task)
+        attribute_to_its_cause(item, outcome, task, error)
         requirement = ledger.get(outcome.requirement) if outcome.requirement else None
         if outcome.status == BLOCKED:
             displayed_as_skipped(item, report, f"BLOCKED: {outcome.message}")
@@ -157,10 +167,24 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     return data
 
 
-def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int) -> None:
+def denied(error: BaseException | None) -> list[str]:
+    """PostgreSQL's refusals for a lack of privilege ("permission denied for table t") in what the check's failure
+    was raised from, and those readiness.auth.attempt met during it (a check's own message often wraps the
+    driver's error)."""
+    found, seen = [], 0
+    while error is not None and seen < 10:
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            found.append(error.diag.message_primary)
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    met = [refusal for refusal in auth.REFUSALS if isinstance(refusal, psycopg.errors.InsufficientPrivilege)]
+    return found + [refusal.diag.message_primary for refusal in met]
+
+
+def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error: BaseException | None) -> None:
     """A failed existence check names its missing objects as its cause; a failed check of a subject the
-    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check);
-    a failed check of a table whose RLS breaks the report's rule has that table's cause (readiness.rls)."""
+    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check),
+    and so is one an API role's missing privilege breaks; a failed check of a table whose RLS breaks the
+    report's rule has that table's cause (readiness.rls)."""
     missing = item.config.stash.get(MISSING_KEY, {})
     uses = uses_of(item)
     existence = item.get_closest_marker("existence")
@@ -172,6 +196,11 @@ def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int) -> No
     if cause is not None:
         outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
         return
+    if not outcome.issues:  # the privilege check itself records each gap as its own issue
+        cause = privilege_cause(denied(error), item.config.stash.get(PRIVILEGE_GAPS_KEY, []))
+        if cause is not None:
+            outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
+            return
     cause = rls_cause(uses, item.config.stash.get(RLS_FAULTS_KEY, {}))
     if cause is not None:
         outcome.cause = cause

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, interrupt, ledger, markers, outcomes, roles
+from readiness import PROJECT_ROOT, auth, interrupt, ledger, markers, outcomes, roles
 from readiness.apply import meta_commands
 from readiness.budget import DEFAULT_BUDGET_MS
 from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
@@ -52,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--explain-analyze",
         action="store_true",
         help="on a target where 0024 is deployed, time task 3's queries with EXPLAIN ANALYZE (it reads tenants' rows)",
+    )
+    group.addoption(
+        "--migration-0023",
+        default=None,
+        help="a table (schema.table) whose presence shows migration 0023 applied, for a layout neither the report's "
+        "Step 3 query (a sync%% table) nor a known migration history finds",
     )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
     group.addoption(
@@ -164,6 +170,7 @@ def pytest_sessionstart(session: pytest.Session):  # type: ignore[no-untyped-def
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    auth.REFUSALS.clear()
     outcome = yield
     if interrupt.received():  # its KeyboardInterrupt was swallowed by a third party during this test
         raise KeyboardInterrupt(f"signal {interrupt.received()}, received during {item.nodeid}")

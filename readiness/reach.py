@@ -5,6 +5,10 @@ answer is the same whatever the session's search_path. Each function it calls is
 its body followed in turn (SQL and PL/pgSQL bodies parsed by pglast, names in them resolved through the
 function's own pinned search_path), so a policy through a SECURITY DEFINER helper, as Supabase's docs
 recommend (`org_id IN (SELECT private.user_org_ids())`), reaches what the helper reaches.
+
+It also gathers what the calling role itself must be allowed (`needs`): USAGE on each schema, EXECUTE on each
+function, SELECT (or the command's privilege) on each table it reaches as the caller; inside a SECURITY DEFINER
+function the owner acts, so what the function reaches is not the caller's to hold.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ DEPTH_LIMIT = 8  # functions followed into functions; deeper is a loop or a libr
 FUNCTION_BODIES = """
 SELECT p.oid, l.lanname, p.prosrc, pg_get_functiondef(p.oid),
        (SELECT substr(s, 13) FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%%'),
-       n.nspname
+       n.nspname, p.prosecdef, format('%%I.%%I(%%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes))
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY (%s) AND p.proname = %s AND p.prokind = 'f'
 """
@@ -40,6 +44,20 @@ class Reach:
     caller: bool = False
     relations: set[str] = field(default_factory=set)  # schema.table
     functions: set[str] = field(default_factory=set)  # schema.name
+    needs: set[Need] = field(default_factory=set)  # what the caller itself must hold
+
+
+@dataclass(frozen=True, order=True)
+class Need:
+    """A privilege the calling role must hold: USAGE on a schema, EXECUTE on a function, SELECT on a table."""
+
+    kind: str  # "schema", "function", "table"
+    name: str  # schema; schema.function(argument types); schema.table
+    privilege: str  # USAGE, EXECUTE, SELECT, INSERT, UPDATE, DELETE
+
+
+# The privilege a DML statement needs on its target table; every other table a statement names is read.
+WRITES = {ast.InsertStmt: "INSERT", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}
 
 
 def _schemas(pinned: str | None, own: str) -> list[str]:
@@ -109,18 +127,41 @@ def expression(conn: psycopg.Connection, text: str | None) -> Reach:
     """What a policy expression (printed with qualified names) reaches."""
     reach = Reach()
     if text:
-        _follow(conn, _statements(text), ["pg_catalog"], reach, set(), 0)
+        _follow(conn, _statements(text), ["pg_catalog"], reach, set(), 0, as_caller=True)
+    return reach
+
+
+def trigger_function(conn: psycopg.Connection, schema: str, name: str) -> Reach:
+    """What a trigger's function schema.name reaches when it fires, and what the role whose statement fires it
+    must hold."""
+    reach = Reach()
+    _into_function(conn, [schema], name, reach, set(), 0, as_caller=True, called=False)
     return reach
 
 
 def _follow(
-    conn: psycopg.Connection, trees: list[ast.Node], path: list[str], reach: Reach, seen: set[int], depth: int
+    conn: psycopg.Connection,
+    trees: list[ast.Node],
+    path: list[str],
+    reach: Reach,
+    seen: set[int],
+    depth: int,
+    as_caller: bool,
 ) -> None:
+    written = {
+        id(tree.relation): privilege
+        for tree in _nodes(trees)
+        for kind, privilege in WRITES.items()
+        if isinstance(tree, kind)
+    }
     for node in _nodes(trees):
         if isinstance(node, ast.RangeVar):
             schema = node.schemaname or _relation_schema(conn, path, node.relname)
             if schema:
                 reach.relations.add(f"{schema}.{node.relname}")
+                if as_caller:
+                    reach.needs.add(Need("schema", schema, "USAGE"))
+                    reach.needs.add(Need("table", f"{schema}.{node.relname}", written.get(id(node), "SELECT")))
         elif isinstance(node, ast.FuncCall):
             name = tuple(part.sval for part in node.funcname)
             if _is_claims(node):
@@ -129,8 +170,8 @@ def _follow(
             schemas = [name[0]] if len(name) == 2 else path
             if any((schema, name[-1]) in CALLER_FUNCTIONS for schema in schemas):
                 reach.caller = True
-            elif depth < DEPTH_LIMIT:
-                _into_function(conn, schemas, name[-1], reach, seen, depth)
+            if depth < DEPTH_LIMIT:
+                _into_function(conn, schemas, name[-1], reach, seen, depth, as_caller)
 
 
 def _relation_schema(conn: psycopg.Connection, path: list[str], name: str) -> str | None:
@@ -139,21 +180,33 @@ def _relation_schema(conn: psycopg.Connection, path: list[str], name: str) -> st
 
 
 def _into_function(
-    conn: psycopg.Connection, schemas: list[str], name: str, reach: Reach, seen: set[int], depth: int
+    conn: psycopg.Connection,
+    schemas: list[str],
+    name: str,
+    reach: Reach,
+    seen: set[int],
+    depth: int,
+    as_caller: bool,
+    called: bool = True,
 ) -> None:
-    """Follow every user function of that name in `schemas` (overloads too) into its body."""
-    for oid, language, source, definition, pinned, own in conn.execute(FUNCTION_BODIES, (schemas, name)).fetchall():
+    """Follow every user function of that name in `schemas` (overloads too) into its body; `called` False for a
+    trigger's function, which PostgreSQL fires without checking the caller's EXECUTE."""
+    rows = conn.execute(FUNCTION_BODIES, (schemas, name)).fetchall()
+    for oid, language, source, definition, pinned, own, definer, signature in rows:
         if oid in seen or own == "pg_catalog":
             continue
         seen.add(oid)
-        reach.functions.add(f"{own}.{name}")
+        if name not in {n for s, n in CALLER_FUNCTIONS if s == own}:
+            reach.functions.add(f"{own}.{name}")
+        if as_caller and called:
+            reach.needs.update((Need("schema", own, "USAGE"), Need("function", signature, "EXECUTE")))
         if language == "sql":
             trees = _statements(source) if source.strip() else _statements(_atomic_body(definition))
         elif language == "plpgsql":
             trees = [tree for query in _plpgsql_queries(definition) for tree in _statements(query)]
         else:
             continue
-        _follow(conn, trees, _schemas(pinned, own), reach, seen, depth + 1)
+        _follow(conn, trees, _schemas(pinned, own), reach, seen, depth + 1, as_caller and not definer)
 
 
 def _atomic_body(definition: str) -> str:

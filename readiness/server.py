@@ -270,8 +270,11 @@ def scratch_dir(room: int) -> str | None:
     return str(RAM_DIR) if executable and os.access(RAM_DIR, os.W_OK) and free > 2 * room else None
 
 
-def new_executor(pg_ctl: Path, seed: Path | None = None, room: int = CLUSTER_ROOM) -> Executor:
-    """An executor for a cluster in a new directory, on a free port; `seed` defaults to the cached initdb output."""
+def new_executor(
+    pg_ctl: Path, seed: Path | None = None, room: int = CLUSTER_ROOM, superuser: str = "postgres"
+) -> Executor:
+    """An executor for a cluster in a new directory, on a free port, bootstrapped by `superuser` (a Supabase-like
+    cluster's is supabase_admin); `seed` defaults to the cached initdb output."""
     parent = scratch_dir(room)
     sweep(Path(parent or tempfile.gettempdir()))
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=parent))
@@ -286,9 +289,9 @@ def new_executor(pg_ctl: Path, seed: Path | None = None, room: int = CLUSTER_ROO
         logfile=str(workdir / "postgresql.log"),
         startparams=f"-w -t {START_LIMIT_S}",
         dbname="readiness",
-        user="postgres",
+        user=superuser,
         postgres_options=FAST_SERVER_OPTIONS,
-        seed=seed or cache.initdb_entry(pg_ctl, server_version(pg_ctl)),
+        seed=seed or cache.initdb_entry(pg_ctl, server_version(pg_ctl), superuser),
     )
 
 

@@ -23,6 +23,7 @@ from psycopg import sql
 from readiness import catalog, reach
 from readiness.deployment import TargetState
 
+DATABASE_OWNER = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
 PREREQUISITE_TABLES = ("public.organization", "auth.users_extended")
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -168,7 +169,8 @@ class Shadow:
 
     roles: list[sql.Composable] = field(default_factory=list)  # cluster-wide: run once, outside the database
     statements: list[sql.Composable] = field(default_factory=list)
-    deploying_role: str = ""  # the target's current_user: 0024 is applied in the shadow as that role
+    deploying_role: str = ""  # who deploys: the owner of a deployed 0024's tables, else the target's current_user
+    database_owner: str = ""  # the target database's owner: the shadow's is the same (public's owner, on PG 15+)
     copied: list[str] = field(default_factory=list)  # schema.table, for the sign-off
     left_out: list[str] = field(default_factory=list)  # what could not be copied, and why
 
@@ -188,6 +190,7 @@ class Reader:
         self.types: set[int] = set()
         self.functions: set[int] = set()
         self.function_names: set[str] = set()
+        self.owners: dict[str, str] = {}  # schema.table -> its owner
 
     def grants(self, acl: object, on: sql.Composable) -> list[sql.Composable]:
         """REVOKE ALL ... FROM PUBLIC, then the GRANTs an aclitem[] holds, for the object `on` ('TABLE x'); none for
@@ -220,6 +223,7 @@ class Reader:
         after: list[sql.Composable] = []
         for oid, schema, name, _, is_partition, parent, bound, key, owner, rls, force, persistence in rows:
             table = names[oid]
+            self.owners[f"{schema}.{name}"] = owner
             self.schemas.add(schema)
             shadow.copied.append(f"{schema}.{name}")
             columns = self.conn.execute(COLUMNS, (oid,)).fetchall()
@@ -348,14 +352,21 @@ class Reader:
 
 def read(conn: psycopg.Connection, held: TargetState, infrastructure: list[str]) -> Shadow:
     """The shadow of the target: what 0024 touches, read in the caller's (read-only) transaction."""
-    shadow = Shadow(deploying_role=str(catalog.scalar(conn, "SELECT current_user")))
+    shadow = Shadow(
+        deploying_role=str(catalog.scalar(conn, "SELECT current_user")),
+        database_owner=str(catalog.scalar(conn, DATABASE_OWNER)),
+    )
     reader = Reader(conn)
-    reader.roles.add(shadow.deploying_role)
+    reader.roles.update((shadow.deploying_role, shadow.database_owner))
     held_named = {kind: [qualified(obj.name) for obj in held.existing if obj.kind == kind] for kind in
                   ("table", "function", "type")}  # fmt: skip
     seeds = [*PREREQUISITE_TABLES, *(f"public.{name}" for name in infrastructure), *held_named["table"]]
     with catalog.qualified_names(conn):  # every expression printed schema-qualified: the shadow's path is ours
         created, after = reader.tables(seeds, shadow)
+        deployed = [reader.owners[name] for name in held_named["table"] if name in reader.owners]
+        if deployed:  # 0024 is there: whoever owns its tables deployed it, and the file is rebuilt as that role
+            shadow.deploying_role = deployed[0]
+            reader.roles.add(deployed[0])
         functions = reader.functions_of(held_named["function"])
         extensions = conn.execute(EXTENSIONS, (sorted(reader.functions),)).fetchall()
         types = reader.types_of(held_named["type"])
@@ -393,6 +404,29 @@ def column_definition(row: tuple) -> sql.Composable:  # type: ignore[type-arg]
     return sql.SQL(" ").join(parts)
 
 
+# Settings whose value is a list (as pg_dump's variable_is_guc_list_quote knows them): replayed an element a
+# literal, since one literal would be one element ('"$user", public' a schema of that name).
+LIST_SETTINGS = {"search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries"}
+
+
+def guc_list(value: str) -> list[str]:
+    """The elements of a list setting as pg_db_role_setting holds it ('"$user", public'), double quotes undone."""
+    elements, current, quoted, index = [], "", False, 0
+    while index < len(value):
+        char = value[index]
+        if quoted and char == '"' and value[index + 1 : index + 2] == '"':
+            current, index = current + '"', index + 2  # a doubled quote inside quotes is one quote
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            elements, current = [*elements, current.strip()], ""
+        else:
+            current += char
+        index += 1
+    return [element for element in [*elements, current.strip()] if element] or [""]
+
+
 def role_statements(conn: psycopg.Connection, names: list[str]) -> list[sql.Composable]:
     """CREATE ROLE for each role the shadow needs (if missing on the suite's server), its attributes, settings and
     memberships among them, as the target has them."""
@@ -414,8 +448,9 @@ def role_statements(conn: psycopg.Connection, names: list[str]) -> list[sql.Comp
         ).format(name=sql.Literal(name), attributes=sql.SQL(attributes)))  # fmt: skip
         for setting in config or []:
             key, _, value = setting.partition("=")
+            values = sql.SQL(", ").join(map(sql.Literal, guc_list(value) if key in LIST_SETTINGS else [value]))
             statements.append(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-                sql.Identifier(name), sql.Identifier(key), sql.Literal(value)))  # fmt: skip
+                sql.Identifier(name), sql.Identifier(key), values))  # fmt: skip
     for group, member in conn.execute(MEMBERSHIPS, {"roles": names}):
         statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
     return statements

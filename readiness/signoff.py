@@ -166,6 +166,8 @@ class SignOff:
             cause = test.cause or (test.message if test.status == BLOCKED else None)
             if test.status == FAILED and test.issues:
                 issues = test.issues
+                for issue in issues:  # a check of distinct causes: each one blocks checks on its own
+                    by_cause.setdefault(issue.message, issue)
             elif cause in by_cause:
                 issues = [by_cause[cause]]
             elif test.status == FAILED:

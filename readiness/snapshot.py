@@ -21,7 +21,7 @@ USER_SCHEMA = (
 
 QUERIES = {
     "schemas": """
-        SELECT n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || ACL(n.nspacl)
+        SELECT n.nspname || ' api=' || API(n.nspacl, 'n', n.nspowner)
         FROM pg_namespace n WHERE USER_SCHEMA
     """,
     "extensions": """
@@ -32,13 +32,14 @@ QUERIES = {
         SELECT n.nspname || '.' || t.typname || ' ' || t.typtype::text || ' '
                || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                             FROM pg_enum e WHERE e.enumtypid = t.oid), '')
-               || ' acl=' || ACL(t.typacl)
+               || ' api=' || API(t.typacl, 'T', t.typowner)
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE USER_SCHEMA AND t.typtype IN ('e', 'd', 'r', 'm')
     """,
     "relations": """
         SELECT n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
-               || ' force=' || c.relforcerowsecurity || ' acl=' || ACL(c.relacl)
+               || ' force=' || c.relforcerowsecurity
+               || ' api=' || API(c.relacl, CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END, c.relowner)
                || coalesce(' bound=' || pg_get_expr(c.relpartbound, c.oid), '')
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE USER_SCHEMA AND c.relkind <> 't'
@@ -64,7 +65,7 @@ QUERIES = {
     "functions": """
         SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') returns '
                || pg_get_function_result(p.oid) || ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text
-               || ' config=' || coalesce(p.proconfig::text, '') || ' acl=' || ACL(p.proacl)
+               || ' config=' || coalesce(p.proconfig::text, '') || ' api=' || API(p.proacl, 'f', p.proowner)
                || ' body=' || md5(p.prosrc)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE USER_SCHEMA
@@ -81,16 +82,26 @@ QUERIES = {
     """,
 }
 
-# An aclitem[] as a set: each grantee's privileges, in order, without who granted them (the deploying role, or
-# the owner again when the shadow of a target was built): the privileges a role holds are the same.
-ACL = "coalesce((SELECT string_agg(regexp_replace(a, '/.*$', ''), ',' ORDER BY a) FROM unnest({}::text[]) a), '')"
+# What the API roles (anon, authenticated, service_role) may do with an object, from its ACL (or its kind's default
+# when it has none): the privileges that matter to the gate, the same whoever deployed it, granted them, or
+# verifies it (the owner's own entry, and every grantor, name that role).
+API = (
+    "(SELECT coalesce(string_agg(r.rolname || ':' || coalesce((SELECT string_agg(DISTINCT a.privilege_type, '+' "
+    'ORDER BY a.privilege_type) FROM aclexplode(coalesce({acl}, acldefault(({kind})::"char", {owner}))) a '
+    "WHERE a.grantee IN (r.oid, 0)), ''), ',' ORDER BY r.rolname), '') FROM pg_roles r "
+    "WHERE r.rolname = ANY (ARRAY['anon', 'authenticated', 'service_role']))"
+)
 
 Snapshot = dict[str, frozenset[str]]
 
 
 def acls(query: str) -> str:
-    """The query with each ACL(column) printed as ACL says."""
-    return re.sub(r"ACL\(([\w.]+)\)", lambda m: ACL.format(m.group(1)), query)
+    """The query with each API(acl, kind, owner) printed as API says."""
+    return re.sub(
+        r"API\(([\w.]+), (.+?), ([\w.]+)\)",
+        lambda m: API.format(acl=m.group(1), kind=m.group(2), owner=m.group(3)),
+        query,
+    )
 
 
 def take(conn: Connection) -> Snapshot:

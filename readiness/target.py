@@ -21,11 +21,19 @@ from psycopg import conninfo as libpq
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from readiness import deployment, drift, shadow, snapshot
+from readiness import deployment, drift, facts, shadow, snapshot
 from readiness.apply import ApplyError, apply_file
 from readiness.budget import LockBudget
 from readiness.budget import Outcome as DryRun
-from readiness.database import MigrationState, Timeouts, connect, inspect, lint_findings, migration_0023_evidence
+from readiness.database import (
+    MigrationState,
+    Timeouts,
+    as_deploying_role,
+    connect,
+    inspect,
+    lint_findings,
+    migration_0023_evidence,
+)
 from readiness.errors import ReadinessUsageError
 
 SHADOW, SHADOW_BEFORE = "readiness", "readiness_pre"
@@ -94,6 +102,7 @@ class Reading:
     state: MigrationState
     shadow: shadow.Shadow
     sequences: dict[str, int | None] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)  # what it has of Supabase's platform (readiness.facts)
 
 
 def read_target(conn: psycopg.Connection, migration: Path) -> Reading:
@@ -108,8 +117,9 @@ def read_target(conn: psycopg.Connection, migration: Path) -> Reading:
     inspect(conn, state)  # prerequisites, 0023, the target's own linter findings before 0024
     definitions = shadow.read(conn, held, migration_0023_evidence(conn, migration))
     sequences = sequence_values(conn)
+    found = facts.of(conn)
     conn.rollback()
-    return Reading(state, definitions, sequences)
+    return Reading(state, definitions, sequences, found)
 
 
 def build(server: Server, definitions: shadow.Shadow, dbname: str, timeouts: Timeouts) -> str:
@@ -119,10 +129,7 @@ def build(server: Server, definitions: shadow.Shadow, dbname: str, timeouts: Tim
             admin.execute(statement)
     DatabaseJanitor(user=server.user, host=server.host, port=server.port, dbname=dbname).init()
     conninfo = server.conninfo(dbname)
-    if definitions.deploying_role and definitions.deploying_role != server.user:  # as on the target, most likely
-        with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
-            admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                sql.Identifier(dbname), sql.Identifier(definitions.deploying_role)))  # fmt: skip
+    owned_as_on_the_target(server, dbname, definitions.database_owner, timeouts)
     with connect(conninfo, timeouts) as conn:
         conn.execute("SET check_function_bodies = off")  # a SQL function may name a table made after it
         for statement in definitions.statements:
@@ -139,12 +146,23 @@ def build(server: Server, definitions: shadow.Shadow, dbname: str, timeouts: Tim
     return conninfo
 
 
-def copy_of(server: Server, template: str, dbname: str, timeouts: Timeouts) -> str:
-    """A new database `dbname` made from `template` (which nobody may be connected to); its conninfo."""
+def copy_of(server: Server, template: str, dbname: str, timeouts: Timeouts, owner: str) -> str:
+    """A new database `dbname` made from `template` (which nobody may be connected to), owned by `owner`; its
+    conninfo."""
     with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
         create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
         admin.execute(create.format(sql.Identifier(dbname), sql.Identifier(template)))
+    owned_as_on_the_target(server, dbname, owner, timeouts)
     return server.conninfo(dbname)
+
+
+def owned_as_on_the_target(server: Server, dbname: str, owner: str, timeouts: Timeouts) -> None:
+    """The shadow database owned by the target database's owner: on PostgreSQL 15+ public belongs to whoever owns
+    the database (pg_database_owner), so who may create there is as on the target."""
+    if owner and owner != server.user:
+        with connect(server.conninfo("postgres"), timeouts, autocommit=True) as admin:
+            alter = sql.SQL("ALTER DATABASE {} OWNER TO {}")
+            admin.execute(alter.format(sql.Identifier(dbname), sql.Identifier(owner)))
 
 
 class TargetSession:
@@ -172,6 +190,7 @@ class TargetSession:
         self.migration, self.rollback, self.timeouts, self.budget = migration, rollback, timeouts, budget
         reading = read_target(self.conn, migration)
         self.state, self.shadow, self.sequences = reading.state, reading.shadow, reading.sequences
+        self.facts = reading.facts
         self.target_lint = self.state.lint_before  # the target's own findings before 0024: the app's other tables'
         self.dry_run: DryRun | None = None
 
@@ -179,9 +198,10 @@ class TargetSession:
         """Build the shadow on the suite's `server`, apply or rebuild 0024 there, and dry-run on the target."""
         held, timeouts, migration, rollback = self.state.held, self.timeouts, self.migration, self.rollback
         assert held is not None, "the target's state was not read"
+        self.state.deploying_role = self.shadow.deploying_role
         if held.state == deployment.ABSENT:
             self.state.premigration = build(server, self.shadow, SHADOW_BEFORE, timeouts)
-            self.state.conninfo = copy_of(server, SHADOW_BEFORE, SHADOW, timeouts)
+            self.state.conninfo = copy_of(server, SHADOW_BEFORE, SHADOW, timeouts, self.shadow.database_owner)
             self.apply_in_the_shadow()
             if self.state.error is None and not self.state.missing_prerequisites:
                 self.dry_run = self.on_the_target(migration, "0024 applied on the target, rolled back")
@@ -213,8 +233,8 @@ class TargetSession:
             if self.state.error is not None:
                 return
             try:
-                as_deploying_role(conn, self.shadow)
-                apply_file(conn, self.migration)
+                with as_deploying_role(conn, self.state):
+                    apply_file(conn, self.migration)
                 conn.commit()
             except ApplyError as error:
                 conn.rollback()
@@ -224,11 +244,11 @@ class TargetSession:
         """0024 present: the shadow before it (the rollback run on a copy of the deployed objects, committed) and
         the catalog as the file builds it there (rolled back)."""
         self.state.deployed = self.shadow_snapshot()
-        self.state.premigration = copy_of(server, SHADOW, SHADOW_BEFORE, self.timeouts)
+        self.state.premigration = copy_of(server, SHADOW, SHADOW_BEFORE, self.timeouts, self.shadow.database_owner)
         with connect(self.state.premigration, self.timeouts) as conn:
             try:
-                as_deploying_role(conn, self.shadow)
-                apply_file(conn, self.rollback)
+                with as_deploying_role(conn, self.state):
+                    apply_file(conn, self.rollback)
                 conn.commit()
             except ApplyError as error:
                 conn.rollback()
@@ -238,8 +258,8 @@ class TargetSession:
             self.state.lint_before = lint_findings(conn)
             with conn.transaction(force_rollback=True):
                 try:
-                    as_deploying_role(conn, self.shadow)
-                    apply_file(conn, self.migration)
+                    with as_deploying_role(conn, self.state):
+                        apply_file(conn, self.migration)
                     self.state.file_built = snapshot.take(conn)
                 except ApplyError as error:
                     self.state.file_error = error
@@ -255,8 +275,8 @@ class TargetSession:
         baseline = snapshot.take(conn)
         try:
             with conn.transaction(force_rollback=True):
-                as_deploying_role(conn, self.shadow)
-                apply_file(conn, self.rollback)
+                with as_deploying_role(conn, self.state):
+                    apply_file(conn, self.rollback)
                 left = deployment.read(conn, held.existing).existing
                 if left:
                     tried.append(f"the rollback leaves {', '.join(map(str, left))}: it does NOT clean the target")
@@ -274,8 +294,8 @@ class TargetSession:
         resume = held.first_missing
         with conn.transaction(force_rollback=True):
             try:
-                as_deploying_role(conn, self.shadow)
-                apply_file(conn, self.migration, start=resume.position)
+                with as_deploying_role(conn, self.state):
+                    apply_file(conn, self.migration, start=resume.position)
                 tried.append(
                     f"applying the rest of the file (from {resume.where}, {resume}) WORKS"
                     if deployment.read(conn, held.missing).state == deployment.PRESENT
@@ -307,14 +327,6 @@ class TargetSession:
                 self.conn.rollback()
             finally:
                 self.conn.close()
-
-
-def as_deploying_role(conn: psycopg.Connection, definitions: shadow.Shadow) -> None:
-    """Act, in the shadow, as the role that deploys on the target: what 0024 makes is owned as it would be there,
-    and the default privileges the target gives that role apply."""
-    role = definitions.deploying_role
-    if role and role != conn.info.user:
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
 
 
 def sequence_values(conn: psycopg.Connection) -> dict[str, int | None]:

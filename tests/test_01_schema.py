@@ -7,12 +7,14 @@ import pytest
 
 from readiness import catalog, design, expected, factories
 from readiness.auth import accepted
-from readiness.database import MigrationState, migration_0023_evidence
+from readiness.database import MigrationState, evidence_of_0023
 from readiness.explain import apply_error_issue, differences, missing_prerequisite
+from readiness.signoff import SIGNOFF_KEY
 
 pytestmark = pytest.mark.readiness
 
 TABLES = sorted(expected.CONTRACT_COLUMNS)
+
 
 @pytest.mark.enforces("report.prerequisites")
 @pytest.mark.parametrize(
@@ -36,13 +38,27 @@ def test_prerequisite_exists(
 
 
 @pytest.mark.enforces("report.migration-0023")
-def test_migration_0023_applied(readonly_db: psycopg.Connection, migration_state: MigrationState) -> None:
-    """Migration 0023 (sync infrastructure) is applied before 0024: the report's Step 3 query finds its tables."""
-    found = migration_0023_evidence(readonly_db, migration_state.migration)
+def test_migration_0023_applied(
+    readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config
+) -> None:
+    """Migration 0023 (sync infrastructure) is applied before 0024: the report's Step 3 query finds its tables, or
+    the database's migration history records it."""
+    found = evidence_of_0023(readonly_db, migration_state.migration, pytestconfig.getoption("migration_0023"))
+    environment = pytestconfig.stash[SIGNOFF_KEY].environment
+    environment["migration 0023 applied, as shown by"] = "; ".join(found) or "nothing"
     assert found, (
-        "no sync infrastructure table in public besides 0024's own: migration 0023 is not applied "
-        "(report, Recommendations, Step 3: SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema='public' AND table_name LIKE 'sync%')"
+        "no sync infrastructure table in public besides 0024's own, and no migration history recording 0023: "
+        "migration 0023 is not applied (report, Recommendations, Step 3: SELECT table_name FROM "
+        "information_schema.tables WHERE table_schema='public' AND table_name LIKE 'sync%'). A layout this does "
+        "not know: name a table 0023 made with --migration-0023=schema.table"
+    )
+
+
+@pytest.mark.enforces("design.migration-0023")
+def test_our_0023_connection_table(readonly_db: psycopg.Connection) -> None:
+    """Our own 0023 made public.sync_connection (an organisation's connection to its ERP or shop)."""
+    assert catalog.relation_exists(readonly_db, design.MIGRATION_0023_TABLE), (
+        f"ours makes {design.MIGRATION_0023_TABLE}; this database's 0023 does not"
     )
 
 

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from readiness import catalog, design, expected, factories, keys, rls
+from readiness import catalog, design, expected, factories, keys, privileges, rls
+from readiness.apply import first_reference
 from readiness.auth import ANON, SERVICE_ROLE, acting_as, as_user, attempt
 from readiness.explain import differences
 from readiness.factories import SYNC_TABLES, Tenant
@@ -128,6 +129,25 @@ def test_policy_definition(migrated: psycopg.Connection, name: str, design_diffe
         if policy != ours:
             design_difference(f"policy {name}", ours, policy)
     assert faults == [], "; ".join(faults)
+
+
+@pytest.mark.enforces("report.policy-privileges")
+@pytest.mark.severity("CRITICAL")
+def test_api_roles_hold_what_the_policies_use(
+    request: pytest.FixtureRequest, migrated: psycopg.Connection, privilege_gaps, migration_state, blocking_issue,
+    recommendation,
+) -> None:
+    """The API roles the policies apply to hold what the policies (and triggers) use as the calling role: USAGE on
+    its schemas, SELECT on what they read, EXECUTE on what they call; what they read no signed-in user reads whole."""
+    error = request.config.stash.get(privileges.READ_ERROR_KEY, None)
+    assert error is None, f"the privileges 0024's policies and triggers use could not be read: {error}"
+    for gap in privilege_gaps:
+        where = first_reference(migration_state.migration, gap.needed_by[0].split()[1])
+        blocking_issue({"severity": "CRITICAL", "message": gap.message, "location": str(where or gap.needed_by[0])})
+    tables = [f"public.{table}" for table in SYNC_TABLES if catalog.relation_exists(migrated, table)]
+    for exposed in privileges.exposures(migrated, tables):
+        recommendation("MEDIUM", exposed.message, exposed.table)
+    assert privilege_gaps == [], "; ".join(gap.message for gap in privilege_gaps)
 
 
 # --- behaviour: SELECT -----------------------------------------------------------------

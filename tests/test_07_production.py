@@ -17,7 +17,7 @@ import pytest
 
 from readiness import catalog, expected, lint, squawk
 from readiness.apply import ApplyError, apply_file
-from readiness.database import MigrationState, Timeouts, connect, migration_0023_evidence
+from readiness.database import MigrationState, Timeouts, connect, evidence_of_0023
 from readiness.explain import apply_error_issue, missing_prerequisite
 from readiness.factories import SYNC_TABLES
 from readiness.verdicts import blocked, not_applicable
@@ -70,9 +70,12 @@ def test_prerequisite_in_place(
 
 @pytest.mark.enforces("report.migration-0023")
 @pytest.mark.check("Schema prerequisites exist")
-def test_migration_0023_in_place(readonly_db: psycopg.Connection, migration_state: MigrationState) -> None:
-    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync infrastructure tables exist)."""
-    found = migration_0023_evidence(readonly_db, migration_state.migration)
+def test_migration_0023_in_place(
+    readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config
+) -> None:
+    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync infrastructure tables, or a migration
+    history recording it)."""
+    found = evidence_of_0023(readonly_db, migration_state.migration, pytestconfig.getoption("migration_0023"))
     assert found, "migration 0023 MISSING: no sync infrastructure table in public; apply 0023 before 0024 (Step 3)."
 
 

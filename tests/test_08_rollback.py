@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,7 @@ from readiness import catalog, deployment, drift, factories, snapshot, volume_cl
 from readiness.apply import TRANSACTION_CONTROL as _TXN
 from readiness.apply import ApplyError, apply_file, split
 from readiness.auth import attempt
-from readiness.database import MigrationState, migration_0023_evidence
+from readiness.database import MigrationState, as_deploying_role, migration_0023_evidence
 from readiness.verdicts import blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
@@ -37,9 +38,13 @@ def deployed(migration_state: MigrationState) -> bool:
     return migration_state.held is not None and migration_state.held.state == deployment.PRESENT
 
 
-def run_rollback(conn: psycopg.Connection, rollback: Path, state: str) -> None:
+def run_rollback(
+    conn: psycopg.Connection, rollback: Path, state: str, migration_state: MigrationState | None = None
+) -> None:
+    """The rollback, run as the role that deploys 0024 (the volume's cluster, ours alone, knows only its own)."""
     try:
-        apply_file(conn, rollback)
+        with as_deploying_role(conn, migration_state) if migration_state else nullcontext():
+            apply_file(conn, rollback)
     except ApplyError as error:
         pytest.fail(f"rollback fails when 0024 is {state}: {error}")
 
@@ -55,7 +60,7 @@ def test_round_trip_leaves_no_trace(
     """After apply then rollback the catalog equals the one before 0024; applying again recreates it exactly.
     With 0024 deployed: the rollback removes every object of the file, and nothing that is not 0024's."""
     applied = snapshot.take(migrated)
-    run_rollback(migrated, rollback, "deployed" if deployed(migration_state) else "fully applied")
+    run_rollback(migrated, rollback, "deployed" if deployed(migration_state) else "fully applied", migration_state)
     if deployed(migration_state):
         held = migration_state.held  # what the session read of the file's objects, before anything ran
         objects = [*held.existing, *held.missing]
@@ -70,7 +75,8 @@ def test_round_trip_leaves_no_trace(
         migration_state.baseline, after
     )
     try:
-        apply_file(migrated, migration)
+        with as_deploying_role(migrated, migration_state):
+            apply_file(migrated, migration)
     except ApplyError as error:
         pytest.fail(f"0024 does not apply again after its rollback (something it made is left behind): {error}")
     again = snapshot.take(migrated)
@@ -117,10 +123,12 @@ def test_deployed_objects_match_the_file(
 
 
 @pytest.mark.enforces("rule.rollback-any-state")
-def test_rollback_when_never_applied(applied: None, premigration: psycopg.Connection, rollback: Path) -> None:
+def test_rollback_when_never_applied(
+    applied: None, premigration: psycopg.Connection, rollback: Path, migration_state: MigrationState
+) -> None:
     """The rollback runs on a database where 0024 was never applied, and changes nothing there."""
     before = snapshot.take(premigration)
-    run_rollback(premigration, rollback, "never applied")
+    run_rollback(premigration, rollback, "never applied", migration_state)
     after = snapshot.take(premigration)
     assert after == before, "rollback changed a database 0024 never touched:\n" + leftovers(before, after)
 
@@ -178,7 +186,7 @@ def test_rollback_keeps_prerequisite_data(
     )  # fmt: skip
     kept = {table: snapshot.fingerprint(migrated, table) for table in kept_tables}
     started = time.perf_counter()
-    run_rollback(migrated, rollback, "applied, with data")
+    run_rollback(migrated, rollback, "applied, with data", migration_state)
     record_figure(f"rollback with {ROLLBACK_VOLUME:,} log rows", f"{(time.perf_counter() - started) * 1000:.0f} ms")
     after = {table: snapshot.fingerprint(migrated, table) for table in kept_tables}
     assert after == kept, f"rollback changed kept tables: before {kept}, after {after}"

@@ -10,11 +10,10 @@ pytestmark = pytest.mark.suite
 
 
 @pytest.fixture(scope="module")
-def checks(request: pytest.FixtureRequest) -> list[tuple[str, str]]:
-    """The readiness checks and what each enforces: this run's own when it collected them (make test), else a
-    collection of them (nothing runs)."""
-    found = ledger.checks_of(request.session.items)
-    return found or ledger.collected()
+def checks() -> list[tuple[str, str]]:
+    """The readiness checks and what each enforces, from a collection of all of them (nothing runs): this run's own
+    items may be a selection."""
+    return ledger.collected()
 
 
 def test_contract_page_is_current(checks: list[tuple[str, str]]) -> None:

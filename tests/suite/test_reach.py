@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from readiness import lint, reach, rls
+from readiness import lint, privileges, reach, rls
 from readiness.apply import apply_file
 from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_with_prerequisites
 from readiness.factories import SYNC_TABLES
@@ -87,3 +87,46 @@ def test_what_an_expression_reaches(db: psycopg.Connection, expression: str, cal
     """An expression reaches the caller through auth.uid() or the JWT, and the mapping by naming it."""
     found = reach.expression(db, expression)
     assert (found.caller, "auth.users_extended" in found.relations) == (caller, mapping), found
+
+
+def test_what_the_caller_must_hold_stops_at_a_security_definer_function(db: psycopg.Connection) -> None:
+    """Through a SECURITY DEFINER helper the caller needs EXECUTE on it and USAGE on its schema, not SELECT on what it
+    reads (its owner reads that); inline, the caller needs SELECT on auth.users_extended and EXECUTE on auth.uid()."""
+    db.execute("CREATE SCHEMA probe_private")
+    db.execute(HELPERS["sql"])
+    through = reach.expression(db, "(org_id IN (SELECT probe_private.org_ids() AS org_ids))").needs
+    assert through == {
+        reach.Need("schema", "probe_private", "USAGE"), reach.Need("function", "probe_private.org_ids()", "EXECUTE")
+    }, through  # fmt: skip
+    inline = reach.expression(
+        db, "(org_id IN (SELECT ue.org_id FROM auth.users_extended ue WHERE (ue.id = ( SELECT auth.uid() AS uid))))"
+    ).needs
+    assert {
+        reach.Need("table", "auth.users_extended", "SELECT"), reach.Need("function", "auth.uid()", "EXECUTE"),
+        reach.Need("schema", "auth", "USAGE"),
+    } <= inline, inline  # fmt: skip
+
+
+def test_a_trigger_function_needs_what_its_statements_write(db: psycopg.Connection) -> None:
+    """A caller-rights trigger function's INSERT needs INSERT of the role whose statement fires it (not EXECUTE:
+    PostgreSQL fires a trigger without checking it); a SECURITY DEFINER one needs nothing of it."""
+    db.execute("CREATE TABLE public.probe_audit (id int)")
+    db.execute(
+        "CREATE FUNCTION public.probe_audit_row() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS "
+        "$$ BEGIN INSERT INTO public.probe_audit VALUES (1); RETURN NEW; END $$"
+    )
+    needs = reach.trigger_function(db, "public", "probe_audit_row").needs
+    assert needs == {reach.Need("schema", "public", "USAGE"), reach.Need("table", "public.probe_audit", "INSERT")}
+    db.execute("ALTER FUNCTION public.probe_audit_row() SECURITY DEFINER")
+    assert reach.trigger_function(db, "public", "probe_audit_row").needs == set()
+
+
+def test_a_missing_grant_is_one_gap_with_its_fix(db: psycopg.Connection) -> None:
+    """Without authenticated's SELECT on auth.users_extended, the twelve policies that read it make one gap, naming
+    the GRANT; with it there is none."""
+    tables = [f"public.{table}" for table in SYNC_TABLES]
+    assert privileges.gaps(db, tables) == []
+    db.execute("REVOKE SELECT ON auth.users_extended FROM authenticated")
+    gaps = privileges.gaps(db, tables)
+    assert [gap.grant for gap in gaps] == ["GRANT SELECT ON TABLE auth.users_extended TO authenticated;"], gaps
+    assert len(gaps[0].needed_by) == 12 and gaps[0].tables == tuple(sorted(SYNC_TABLES)), gaps[0]

@@ -87,6 +87,8 @@ def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readi
     assert set(moments) == {"organization", "auth.users_extended"}, run.signoff["lock_moments"]
     assert all(m["moments"] == 1 and m["longest_ms"] <= 1000 for m in moments.values()), moments
     assert run.signoff["target_state"] == "absent", run.output
+    exposed = [r for r in run.signoff["recommendations"] if "can be read whole by every signed-in user" in r["message"]]
+    assert exposed == [], exposed  # users_extended has RLS and a self policy here (sql/prerequisites/03)
     assert "gates its deploy" in run.signoff["environment"]["target_state"]
     assert "This run gates the deploy to the target" in (tmp_path / "reports" / "readiness.md").read_text()
 

@@ -146,5 +146,6 @@ COVERED_ELSEWHERE = {
     "report.foreign-keys": "tests/suite/test_broken_migrations.py::test_flipped_fk_action_fails_task_1",
     "report.rls-enabled": "tests/suite/test_broken_rls.py::test_partitions_left_open_fail_task_2",
     "report.policies": "tests/suite/test_broken_rls.py::test_missing_policy_is_one_cause",
+    "report.policy-privileges": "tests/suite/test_platform_targets.py::test_supabase_without_the_grant_is_one_critical_issue_naming_it",
     "report.deployed-contract": "tests/suite/test_deployed.py::test_deployed_with_drift_from_the_contract_is_blocked",
 }
