@@ -37,6 +37,11 @@ from readiness.database import (
 from readiness.errors import ReadinessUsageError
 
 SHADOW, SHADOW_BEFORE = "readiness", "readiness_pre"
+# The schemas the run reads 0024's prerequisites and tables in: looking a name up there needs USAGE on them.
+READ_SCHEMAS = ("public", "auth")
+UNREADABLE_SCHEMAS = (
+    "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) AND NOT has_schema_privilege(oid, 'USAGE') ORDER BY 1"
+)
 
 
 class Dsn(str):
@@ -188,6 +193,17 @@ class TargetSession:
                 f"--pg-major={major} to verify against {major} on purpose."
             )
         self.migration, self.rollback, self.timeouts, self.budget = migration, rollback, timeouts, budget
+        unreadable = [row[0] for row in self.conn.execute(UNREADABLE_SCHEMAS, (list(READ_SCHEMAS),))]
+        self.conn.rollback()
+        if unreadable:
+            grants = " ".join(f"GRANT USAGE ON SCHEMA {name} TO {self.conn.info.user};" for name in unreadable)
+            role = self.conn.info.user
+            self.conn.close()
+            raise ReadinessUsageError(
+                f"The target {describe(dsn)} cannot be read: its role {role} lacks USAGE on schema "
+                f"{', '.join(unreadable)}, where 0024's prerequisites are. Grant it ({grants}) or verify as the "
+                "role that deploys 0024."
+            )
         reading = read_target(self.conn, migration)
         self.state, self.shadow, self.sequences = reading.state, reading.shadow, reading.sequences
         self.facts = reading.facts
@@ -199,6 +215,7 @@ class TargetSession:
         held, timeouts, migration, rollback = self.state.held, self.timeouts, self.migration, self.rollback
         assert held is not None, "the target's state was not read"
         self.state.deploying_role = self.shadow.deploying_role
+        self.state.verifying_role = self.conn.info.user
         if held.state == deployment.ABSENT:
             self.state.premigration = build(server, self.shadow, SHADOW_BEFORE, timeouts)
             self.state.conninfo = copy_of(server, SHADOW_BEFORE, SHADOW, timeouts, self.shadow.database_owner)

@@ -306,6 +306,13 @@ TENANT_ON_TARGET = """
 SELECT l.org_id, (SELECT u.id FROM auth.users_extended u WHERE u.org_id = l.org_id ORDER BY u.id LIMIT 1)
 FROM sync_activity_log l GROUP BY l.org_id ORDER BY count(*) DESC LIMIT 1
 """
+# What planning as the target's users needs of the connecting role: reading the tables, becoming the API roles.
+CANNOT_PLAN = """
+SELECT string_agg(what, ', ') FROM (
+    SELECT 'SELECT on ' || t AS what FROM unnest(%s::text[]) t WHERE NOT has_table_privilege(t, 'SELECT')
+    UNION ALL SELECT 'SET ROLE to ' || r FROM unnest(%s::text[]) r WHERE NOT pg_has_role(r, 'SET')
+) lacking
+"""
 PROVEN_FROM = 100_000  # rows from which the ephemeral volume's plans are those of production (NESTED_VOLUME)
 
 
@@ -333,6 +340,13 @@ def test_plans_on_the_deployed_target(
     recommendation (stale statistics?). The verdict on plans is the ephemeral volume's."""
     if migration_state.held is None or migration_state.held.state != "present":
         not_applicable("0024's tables are new here: their plans are proven on the ephemeral volume")
+    tables = [*(f"public.{table}" for table in TABLES), "auth.users_extended"]
+    lacking = readonly_db.execute(CANNOT_PLAN, (tables, sorted({query.role for query in QUERIES}))).fetchone()[0]
+    if lacking:
+        not_applicable(
+            f"not planned on the target: its role {readonly_db.info.user} lacks {lacking} (the verdict on plans is the "
+            "ephemeral volume's); verify as the role that deployed 0024 to see the target's own plans"
+        )
     tenant = readonly_db.execute(TENANT_ON_TARGET).fetchone()
     if tenant is None or tenant[1] is None:
         not_applicable("the deployed activity log has no organisation with a user and rows to plan for")

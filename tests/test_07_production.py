@@ -29,6 +29,7 @@ SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
 # What 0024 locks or creates: its referenced tables, and its own tables if present (a re-run).
 TOUCHED = ["public.organization", "auth.users_extended", *(f"public.{table}" for table in SYNC_TABLES)]
 DEPLOYMENT_SAFE = "Application deployment safe"
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def dry_run(conn: psycopg.Connection, migration: Path, timeouts: Timeouts) -> None:
@@ -157,6 +158,17 @@ def test_file_runs_on_the_target_within_the_lock_budget(
             "the target",
         )
         not_applicable(f"could not be checked on the target without stalling it: {outcome.stalled}")
+    deployer, verifier = migration_state.deploying_role, migration_state.verifying_role
+    if outcome.error is not None and outcome.error.sqlstate == INSUFFICIENT_PRIVILEGE and deployer != verifier:
+        # the role verifying may not do what the deploying role does: a finding on the verifier, not on the file
+        recommendation(
+            "MEDIUM",
+            f"could not be run on the target as {verifier}, which is not {deployer}, the role that deploys and owns "
+            f"0024: {outcome.error}. The shadow ran it as {deployer}; to see it run on the target, run the gate as "
+            f"{deployer}.",
+            "the target",
+        )
+        not_applicable(f"could not be run on the target as {verifier}: {outcome.error.message}")
     if outcome.error is not None:
         blocking_issue(apply_error_issue(outcome.error))
     assert outcome.error is None, f"the file runs in the target's shadow but fails on the target: {outcome.error}"

@@ -192,6 +192,28 @@ def test_neon_with_the_dbas_prerequisites_and_own_0023_is_approved(readiness_run
     assert state_of(dsn) == before, "the run left residue in the target"
 
 
+def test_neon_deployed_by_its_owner_verified_by_another_role(readiness_run, neon: Platform) -> None:
+    """0024 deployed by neondb_owner, verified by a reviewer who owns none of it. Without USAGE on auth it cannot
+    read the prerequisites: a usage error naming the GRANT. With it: APPROVED, no drift; the rollback cannot run on
+    the target as a role that does not own its tables, which is said (never blocking), since the shadow ran it as
+    the owner; the plans on the target's rows, which it may not read, are N/A."""
+    steps = [("neondb_owner", path) for path in (*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION)]
+    owner_dsn = neon.make(*steps)
+    reviewer_dsn = owner_dsn.replace("//neondb_owner:", "//reviewer:")
+    refused = readiness_run(None, f"--dsn={reviewer_dsn}")
+    assert refused.exit_code == 4, refused.output  # usage error: nothing verified
+    assert "lacks USAGE on schema auth" in refused.output, refused.output
+    assert "GRANT USAGE ON SCHEMA auth TO reviewer;" in refused.output, refused.output
+    neon.run("neondb_owner", owner_dsn.rsplit("/", 1)[1], "GRANT USAGE ON SCHEMA auth TO reviewer")
+    before = state_of(owner_dsn)
+    run = readiness_run(None, f"--dsn={reviewer_dsn}")
+    assert run.signoff["verdict"] == "APPROVED" and run.exit_code == 0, run.output
+    assert [r for r in run.signoff["recommendations"] if r["message"].startswith("drift from the file")] == []
+    unchecked = recommended(run, "could not be run on the target as reviewer, which is not neondb_owner")
+    assert unchecked and "must be owner" in unchecked[0], run.signoff["recommendations"]
+    assert state_of(owner_dsn) == before, "the run left residue in the target"
+
+
 def test_neon_without_auth_names_the_prerequisites_the_dba_must_add(readiness_run, neon: Platform) -> None:
     """Neon as a project starts: organization made, no auth schema and no API roles. The missing prerequisites are
     the blockers, each named."""

@@ -7,3 +7,6 @@
 CREATE ROLE neon_superuser NOLOGIN CREATEDB CREATEROLE REPLICATION BYPASSRLS;
 CREATE ROLE neondb_owner LOGIN CREATEDB CREATEROLE BYPASSRLS NOSUPERUSER;
 GRANT neon_superuser TO neondb_owner;
+-- Another role made in Neon's console, as a reviewer's: a member of neon_superuser like the owner, owning nothing.
+CREATE ROLE reviewer LOGIN CREATEDB CREATEROLE BYPASSRLS NOSUPERUSER;
+GRANT neon_superuser TO reviewer;
