@@ -56,7 +56,7 @@ def privilege_cause(denied: list[str], gaps: list) -> str | None:  # type: ignor
     """The missing privilege a failed check follows from: the gap whose object PostgreSQL named refusing it
     ("permission denied for table users_extended"); else None (a check failing otherwise keeps its own failure)."""
     for gap in gaps:
-        if any(refusal.endswith(f" {gap.need.kind} {gap.object}") for refusal in denied):
+        if any(refusal.endswith(f" {gap.kind} {name}") for refusal in denied for name in gap.objects):
             return str(gap.message)
     return None
 

@@ -1,11 +1,13 @@
-"""What 0024's policies and trigger functions need the API roles to hold, what they lack, and what they expose.
+"""What 0024's tables, policies and trigger functions need the API roles to hold, what they lack, what they expose.
 
 A policy's expression runs as the calling role: every table it reads, function it calls and schema it names
 must be that role's to use (a SECURITY DEFINER function in between acts as its owner), or each query of the
 table fails with "permission denied". So does a trigger's function, as the role whose statement fires it.
 On Supabase, tables made in `auth` get no default privileges: the report's Step 2 makes auth.users_extended
 without a grant, and then every signed-in user's query of a sync table fails. Each missing privilege is one
-Gap, with the GRANT that closes it; the checks it breaks are BLOCKED by it (readiness.outcomes).
+Gap, with the GRANT that closes it; the checks it breaks are BLOCKED by it (readiness.outcomes). So are the
+tables' own privileges: authenticated and service_role act on each sync table by the four commands the report
+gives a policy each (a table deployed by a role the schema's default privileges do not cover has none).
 
 What the policies read is also what each caller may read: a table they read (auth.users_extended) that every
 signed-in user can read whole, with no row level security or a policy that ignores the caller, is exposed.
@@ -25,6 +27,7 @@ from readiness.auth import ANON, AUTHENTICATED, SERVICE_ROLE
 from readiness.reach import Need
 
 API_ROLES = (ANON, AUTHENTICATED, SERVICE_ROLE)
+USERS = (AUTHENTICATED, SERVICE_ROLE)  # who act on the sync tables (anon reaches nothing: the report's isolation)
 READ_ERROR_KEY = pytest.StashKey[str]()  # why the privileges could not be read, when they could not
 COMMANDS = {"r": ("SELECT",), "a": ("INSERT",), "w": ("UPDATE",), "d": ("DELETE",), "*": ("SELECT", "INSERT",
             "UPDATE", "DELETE")}  # fmt: skip
@@ -62,37 +65,39 @@ SELECT c.relrowsecurity, ARRAY(SELECT a.attname::text FROM pg_attribute a
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s
 """
 PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+PRIVILEGE_ORDER = ("USAGE", "EXECUTE", "SELECT", "INSERT", "UPDATE", "DELETE")
 GRANT_KINDS = {"schema": "SCHEMA", "function": "FUNCTION", "table": "TABLE"}
 
 
 @dataclass(frozen=True)
 class Gap:
-    """A privilege an API role lacks that 0024's policies or triggers need it to hold."""
+    """Privileges an API role lacks on objects of one kind, that 0024's policies, triggers or users need it to hold:
+    one issue, one GRANT."""
 
     role: str
-    need: Need
-    needed_by: tuple[str, ...]  # "policy p on public.t", "trigger g on public.t (function f)"
+    kind: str  # schema, table, function
+    privileges: tuple[str, ...]
+    names: tuple[str, ...]  # schema; schema.table; schema.function(argument types)
+    needed_by: tuple[str, ...]  # "policy p on public.t", "trigger g on public.t (function f)", ...
     tables: tuple[str, ...]  # the tables whose checks it breaks (unqualified, as the checks name them)
 
     @property
-    def object(self) -> str:
-        """The object as PostgreSQL names it refusing it: users_extended, auth, uid."""
-        return self.need.name.split("(")[0].split(".")[-1]
+    def objects(self) -> tuple[str, ...]:
+        """The objects as PostgreSQL names them refusing them: users_extended, auth, uid."""
+        return tuple(name.split("(")[0].split(".")[-1] for name in self.names)
 
     @property
     def grant(self) -> str:
-        name = self.need.name if self.need.kind == "function" else _quoted(self.need.name)
-        return f"GRANT {self.need.privilege} ON {GRANT_KINDS[self.need.kind]} {name} TO {self.role};"
+        names = ", ".join(name if self.kind == "function" else _quoted(name) for name in self.names)
+        return f"GRANT {', '.join(self.privileges)} ON {GRANT_KINDS[self.kind]} {names} TO {self.role};"
 
     @property
     def message(self) -> str:
-        object_name = f"{self.need.kind} {self.need.name}"
-        tables = ", ".join(self.tables)
+        kind = self.kind if len(self.names) == 1 else f"{self.kind}s"
         return (
-            f"{self.role} lacks {self.need.privilege} on {object_name}, which {_users(self.needed_by)} use as "
-            f"the calling role: every {self.role} query of {tables} that needs it fails with "
-            f'"permission denied for {self.need.kind} {self.object}". '
-            f"Fix: {self.grant}"
+            f"{self.role} lacks {', '.join(self.privileges)} on {kind} {', '.join(self.names)}, which "
+            f"{_users(self.needed_by)} use as the calling role: every {self.role} query of {', '.join(self.tables)} "
+            f'that needs it fails with "permission denied for {self.kind} {self.objects[0]}". Fix: {self.grant}'
         )
 
 
@@ -150,7 +155,7 @@ def _acting(conn: psycopg.Connection, table: str, roles: dict[str, bool], comman
 
 
 def needs(conn: psycopg.Connection, tables: list[str]) -> dict[tuple[str, Need], tuple[set[str], set[str]]]:
-    """(role, need) -> (what needs it, the tables whose checks it breaks), for the policies and triggers of
+    """(role, need) -> (what needs it, the tables whose checks it breaks), for the policies, triggers and users of
     `tables` (schema-qualified)."""
     roles = dict(conn.execute(ROLES, (list(API_ROLES),)).fetchall())
     found: dict[tuple[str, Need], tuple[set[str], set[str]]] = {}
@@ -169,6 +174,11 @@ def needs(conn: psycopg.Connection, tables: list[str]) -> dict[tuple[str, Need],
                 if catalog.scalar(conn, APPLIES_TO, applies, applies, role):
                     wanted = reach.expression(conn, using).needs | reach.expression(conn, check).needs
                     add(role, wanted, f"policy {name} on {table}", table)
+        for table in tables:  # the report's policies, a command each: its users act on the table by all four
+            for role in (role for role in USERS if role in roles):
+                wanted = {Need("schema", table.split(".")[0], "USAGE")}
+                wanted |= {Need("table", table, command) for command in COMMANDS["*"]}
+                add(role, wanted, f"its users acting on {table} (the report's policies, one per command)", table)
         for name, table, schema, function, kind in conn.execute(TRIGGERS, (tables,)).fetchall():
             events = tuple(event for bit, event in TRIGGER_EVENTS.items() if kind & bit)
             wanted = reach.trigger_function(conn, schema, function).needs
@@ -178,11 +188,25 @@ def needs(conn: psycopg.Connection, tables: list[str]) -> dict[tuple[str, Need],
 
 
 def gaps(conn: psycopg.Connection, tables: list[str]) -> list[Gap]:
-    """Each privilege an API role lacks that the policies and triggers of `tables` need it to hold."""
+    """What the API roles lack that the policies, triggers and users of `tables` need them to hold: a Gap per role,
+    kind of object and set of privileges (so one GRANT closes it)."""
+    per_object: dict[tuple[str, str, str], tuple[list[str], set[str], set[str]]] = {}
+    for (role, need), (users, broken) in sorted(needs(conn, tables).items()):
+        if not _holds(conn, role, need):
+            privileges, all_users, all_broken = per_object.setdefault((role, need.kind, need.name), ([], set(), set()))
+            privileges.append(need.privilege)
+            all_users.update(users)
+            all_broken.update(broken)
+    grouped: dict[tuple[str, str, tuple[str, ...]], tuple[list[str], set[str], set[str]]] = {}
+    for (role, kind, name), (privileges, users, broken) in per_object.items():
+        ordered = tuple(sorted(privileges, key=PRIVILEGE_ORDER.index))
+        names, all_users, all_broken = grouped.setdefault((role, kind, ordered), ([], set(), set()))
+        names.append(name)
+        all_users.update(users)
+        all_broken.update(broken)
     return [
-        Gap(role, need, tuple(sorted(users)), tuple(sorted(broken)))
-        for (role, need), (users, broken) in sorted(needs(conn, tables).items())
-        if not _holds(conn, role, need)
+        Gap(role, kind, privileges, tuple(names), tuple(sorted(users)), tuple(sorted(broken)))
+        for (role, kind, privileges), (names, users, broken) in grouped.items()
     ]
 
 

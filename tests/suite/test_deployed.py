@@ -67,6 +67,23 @@ def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_p
     assert state_of(dsn) == before, "the run left residue in the target"
 
 
+def test_deployed_by_one_superuser_verified_by_another_is_approved(readiness_run, target, tmp_path: Path) -> None:
+    """Our 0024 deployed by postgres and verified by another superuser: the tables' owner and grantor are not the
+    verifier, the privileges the API roles hold are those the file gives; APPROVED, no drift."""
+    verifier = sql_file(tmp_path, "verifier", (
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'readiness_verifier') THEN "
+        "CREATE ROLE readiness_verifier SUPERUSER LOGIN; END IF; END $$;"
+    ))  # fmt: skip
+    dsn = target(*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION, verifier)
+    before = state_of(dsn)
+    user = dsn.split("//", 1)[1].split(":", 1)[0]
+    run = readiness_run(None, f"--dsn={dsn.replace(f'//{user}:', '//readiness_verifier:')}")
+    assert run.signoff["verdict"] == "APPROVED" and run.exit_code == 0, run.output
+    assert run.signoff["target_state"] == "present", run.output
+    assert drift_findings(run) == []
+    assert state_of(dsn) == before, "the run left residue in the target"
+
+
 def test_deployed_with_drift_from_the_contract_is_blocked(readiness_run, target, tmp_path: Path) -> None:
     """A policy widened to USING (true), a report index dropped and an enum label added after the deploy:
     NOT APPROVED; the leak is CRITICAL; the dropped index is one issue, its existence check's, not part of the

@@ -130,3 +130,17 @@ def test_a_missing_grant_is_one_gap_with_its_fix(db: psycopg.Connection) -> None
     gaps = privileges.gaps(db, tables)
     assert [gap.grant for gap in gaps] == ["GRANT SELECT ON TABLE auth.users_extended TO authenticated;"], gaps
     assert len(gaps[0].needed_by) == 12 and gaps[0].tables == tuple(sorted(SYNC_TABLES)), gaps[0]
+
+
+def test_tables_deployed_without_grants_are_one_gap_per_role(db: psycopg.Connection) -> None:
+    """authenticated without its privileges on two sync tables (deployed by a role the default privileges do not
+    cover): one gap naming both tables and the one GRANT; service_role's are its own gap."""
+    tables = [f"public.{table}" for table in SYNC_TABLES]
+    db.execute("REVOKE ALL ON public.sync_progress, public.sync_preview_cache FROM authenticated, service_role")
+    gaps = {gap.role: gap for gap in privileges.gaps(db, tables)}
+    assert sorted(gaps) == ["authenticated", "service_role"], gaps
+    assert gaps["authenticated"].grant == (
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.sync_preview_cache, public.sync_progress "
+        "TO authenticated;"
+    ), gaps["authenticated"]
+    assert gaps["authenticated"].tables == ("sync_preview_cache", "sync_progress"), gaps["authenticated"]

@@ -39,14 +39,16 @@ MUTANTS: dict[str, tuple[str, list[Mutant]]] = {
     "tenants": ("helper_public_ms", [
         Mutant("report.isolation",
                f"FOR UPDATE TO public\n    USING {HELPER}\n    WITH CHECK {HELPER};\nCREATE POLICY preview_cache_delete",
-               f"FOR UPDATE TO public\n    USING {HELPER}\n    WITH CHECK (EXISTS (SELECT FROM auth.users_extended u "
-               "WHERE u.id = (SELECT auth.uid())));\nCREATE POLICY preview_cache_delete",
+               f"FOR UPDATE TO public\n    USING {HELPER}\n    WITH CHECK ((SELECT auth.uid()) IS NOT NULL);\n"
+               "CREATE POLICY preview_cache_delete",
                "test_update_without_where_cannot_move_rows_to_other_organisation", 2),
         Mutant("report.policy-rule", "CREATE POLICY sync_progress_delete ON public.sync_progress\n"
                "    AS PERMISSIVE FOR DELETE", "CREATE POLICY sync_progress_delete ON public.sync_progress\n"
                "    AS PERMISSIVE FOR ALL", "test_policy_definition", 2),
-        Mutant("rule.service-role", "\nCOMMIT;", "\nREVOKE ALL ON public.sync_activity_log FROM service_role;\nCOMMIT;",
-               "test_service_role_sees_everything", 2),
+        # service_role bypasses RLS: only a privilege it lacks stops it, the one cause of its checks' refusals
+        Mutant("report.policy-privileges", "\nCOMMIT;",
+               "\nREVOKE ALL ON public.sync_activity_log FROM service_role;\nCOMMIT;",
+               "test_api_roles_hold_what_the_policies_use", 2),
         Mutant("rule.plans", "GRANT EXECUTE ON FUNCTION sync_private.user_org_ids() TO anon, authenticated;\n",
                "GRANT EXECUTE ON FUNCTION sync_private.user_org_ids() TO anon, authenticated;\n"
                "CREATE FUNCTION sync_private.in_org(org uuid) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER "
@@ -146,6 +148,6 @@ COVERED_ELSEWHERE = {
     "report.foreign-keys": "tests/suite/test_broken_migrations.py::test_flipped_fk_action_fails_task_1",
     "report.rls-enabled": "tests/suite/test_broken_rls.py::test_partitions_left_open_fail_task_2",
     "report.policies": "tests/suite/test_broken_rls.py::test_missing_policy_is_one_cause",
-    "report.policy-privileges": "tests/suite/test_platform_targets.py::test_supabase_without_the_grant_is_one_critical_issue_naming_it",
+    "rule.service-role": "tests/suite/test_reach.py::test_tables_deployed_without_grants_are_one_gap_per_role",
     "report.deployed-contract": "tests/suite/test_deployed.py::test_deployed_with_drift_from_the_contract_is_blocked",
 }
