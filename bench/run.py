@@ -20,7 +20,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from readiness import PROJECT_ROOT, cache, process_group
+from readiness import PROJECT_ROOT
+from readiness.postgres import cache, process_group
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 VOLUME = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000

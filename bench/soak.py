@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from readiness import PROJECT_ROOT, process_group
+from readiness import PROJECT_ROOT
+from readiness.postgres import process_group
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 ROUND_LIMIT_S = 3600  # a round takes 2-6 min here; a round that hangs is stopped and counted as failed

@@ -21,9 +21,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from readiness import PROJECT_ROOT, process_group, server
-from readiness.apply import apply_file
-from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness import PROJECT_ROOT
+from readiness.postgres import process_group, server
+from readiness.schema.apply import apply_file
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 WRITE_EVERY_S = 0.1

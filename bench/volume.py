@@ -10,8 +10,8 @@ from functools import partial
 
 from migrated import migrated_server  # bench/, on the path when a benchmark runs as a script
 
-from readiness import volume
-from readiness.database import Timeouts, connect
+from readiness.databases import volume
+from readiness.postgres.connection import Timeouts, connect
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 

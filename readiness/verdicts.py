@@ -1,8 +1,8 @@
 """How a check ended, as a value: PASS, FAIL, BLOCKED by a cause, N/A because, or DIFFERS from our design.
 
 A check that cannot run raises Blocked(cause) or NotApplicable(reason) (pytest skips it, keeping the value);
-readiness.plugin decides every check's Outcome in one hook, from these and the requirement the check
-enforces (readiness.ledger), and the sign-off reads the Outcomes: no verdict is parsed back out of text.
+readiness.plugin.hooks decides every check's Outcome in one hook, from these and the requirement the check
+enforces (readiness.schema.ledger), and the sign-off reads the Outcomes: no verdict is parsed back out of text.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Issue:
     location: str
     checks: int = 1  # the checks this cause failed or blocked
     tasks: tuple[int, ...] = ()  # the validation tasks they belong to
-    requirement: str | None = None  # the ledger id of what it breaks (readiness.ledger)
+    requirement: str | None = None  # the ledger id of what it breaks (readiness.schema.ledger)
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Issue:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from readiness import catalog, design, expected, factories
-from readiness.auth import accepted
-from readiness.database import MigrationState, evidence_of_0023
-from readiness.explain import apply_error_issue, differences, missing_prerequisite
-from readiness.signoff import SIGNOFF_KEY
+from readiness.acting import factories
+from readiness.acting.auth import accepted
+from readiness.databases.build import MigrationState
+from readiness.report.messages import apply_error_issue, differences, missing_prerequisite
+from readiness.report.signoff import SIGNOFF_KEY
+from readiness.schema import catalog, design, expected
+from readiness.schema.prerequisites import evidence_of_0023
 
 pytestmark = pytest.mark.readiness
 

@@ -20,11 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from readiness import catalog, design, expected, factories, keys, privileges, rls
-from readiness.apply import first_reference
-from readiness.auth import ANON, SERVICE_ROLE, acting_as, as_user, attempt
-from readiness.explain import differences
-from readiness.factories import SYNC_TABLES, Tenant
+from readiness.acting import factories, keys
+from readiness.acting.auth import acting_as, as_user, attempt
+from readiness.acting.factories import SYNC_TABLES, Tenant
+from readiness.report.messages import differences
+from readiness.rules import privileges, rls
+from readiness.schema import catalog, design, expected
+from readiness.schema.apply import first_reference
+from readiness.schema.expected import ANON, SERVICE_ROLE
 from readiness.verdicts import not_applicable
 
 pytestmark = [pytest.mark.readiness, pytest.mark.enforces("report.isolation")]
@@ -35,7 +38,7 @@ EDITABLE = {"sync_preview_cache": "cache_key", "sync_progress": "job_id", "sync_
 # A failure of these is one organisation reading or writing another's rows (or anon reading any): CRITICAL.
 LEAK = pytest.mark.severity("CRITICAL")
 # Each check marked with the table it isolates: the failures of a table whose RLS breaks the report's rule
-# are one blocking issue, that table's (readiness.rls, readiness.causes).
+# are one blocking issue, that table's (readiness.rules.rls, readiness.rules.causes).
 TABLES = [pytest.param(table, marks=pytest.mark.uses(table)) for table in SYNC_TABLES]
 POLICIES = [pytest.param(name, marks=pytest.mark.uses(table)) for name, (table, _) in sorted(expected.POLICIES.items())]
 
@@ -110,7 +113,7 @@ def test_exactly_the_twelve_policies(request: pytest.FixtureRequest, migrated: p
     """The sync tables carry exactly the report's 12 policies, by name and table, and no other."""
     found = {name: policy.table for name, policy in catalog.policies(migrated, list(SYNC_TABLES)).items()}
     wanted = {name: table for name, (table, _) in expected.POLICIES.items()}
-    # A missing policy is its table's cause (readiness.rls), not an issue of its own.
+    # A missing policy is its table's cause (readiness.rules.rls), not an issue of its own.
     request.node.add_marker(pytest.mark.uses(*{table for name, table in wanted.items() if name not in found}))
     assert found == wanted, differences("policies on the sync tables", wanted, found)
 
@@ -134,12 +137,11 @@ def test_policy_definition(migrated: psycopg.Connection, name: str, design_diffe
 @pytest.mark.enforces("report.policy-privileges")
 @pytest.mark.severity("CRITICAL")
 def test_api_roles_hold_what_the_policies_use(
-    request: pytest.FixtureRequest, migrated: psycopg.Connection, privilege_gaps, migration_state, blocking_issue,
-    recommendation,
+    migrated: psycopg.Connection, causes, privilege_gaps, migration_state, blocking_issue, recommendation
 ) -> None:
     """The API roles the policies apply to hold what the policies (and triggers) use as the calling role: USAGE on
     its schemas, SELECT on what they read, EXECUTE on what they call; what they read no signed-in user reads whole."""
-    error = request.config.stash.get(privileges.READ_ERROR_KEY, None)
+    error = causes.privileges_unread
     assert error is None, f"the privileges 0024's policies and triggers use could not be read: {error}"
     for gap in privilege_gaps:
         where = first_reference(migration_state.migration, gap.needed_by[0].split()[1])

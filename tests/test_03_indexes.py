@@ -17,15 +17,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readiness import catalog, design, expected, volume_cluster
-from readiness.auth import SERVICE_ROLE, acting_as, as_user
-from readiness.factories import SYNC_TABLES
+from readiness.acting.auth import acting_as, as_user
+from readiness.acting.factories import SYNC_TABLES
+from readiness.databases import volume_cluster
+from readiness.schema import catalog, design, expected
+from readiness.schema.expected import SERVICE_ROLE
 from readiness.verdicts import not_applicable
 
 pytestmark = pytest.mark.readiness
 
 TABLES = list(SYNC_TABLES)
-# Each marked as used by its check: a missing index is one blocking issue, not one per check (readiness.causes).
+# Each marked as used by its check: a missing index is one blocking issue, not one per check (readiness.rules.causes).
 REPORT_INDEXES = [pytest.param(name, marks=pytest.mark.uses(name)) for name in sorted(expected.INDEXES)]
 # Functions called per row show in pg_stat_xact_user_functions (the volume's server is ours: we may track them).
 FUNCTION_CALLS = "SELECT funcid::regproc::text, calls FROM pg_stat_xact_user_functions"
@@ -127,7 +129,7 @@ QUERIES = [
 
 def using_their_indexes(queries: list[Query], name: Callable[[Query], str] = lambda q: q.purpose) -> list[Any]:
     """`queries` as parameters, each marked as using its index and its table: BLOCKED, not failed, when 0024
-    lacks the index; counted under the table's issue when its RLS breaks the report's rule (readiness.causes).
+    lacks the index; counted under the table's issue when its RLS breaks the report's rule (readiness.rules.causes).
     A query for an index of our design only enforces our design."""
     return [
         pytest.param(

@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from readiness import catalog, design, expected, factories, keys, roles
-from readiness.auth import ANON, AUTHENTICATED, SERVICE_ROLE, acting_as, as_user, attempt
-from readiness.explain import differences
+from readiness.acting import factories, keys
+from readiness.acting.auth import acting_as, as_user, attempt
+from readiness.report.messages import differences
+from readiness.schema import catalog, column_roles, design, expected
+from readiness.schema.expected import ANON, AUTHENTICATED, SERVICE_ROLE
 from readiness.verdicts import blocked
 
 pytestmark = pytest.mark.readiness
@@ -36,7 +38,7 @@ STATUSES = expected.ENUMS["sync_status_type"]
 FINISHED = expected.FINISHED_STATUSES
 UNFINISHED = tuple(status for status in STATUSES if status not in FINISHED)
 # The tests' names for the sync_progress columns the report's functions work on, and the role each plays:
-# the migration under test names them as it likes (readiness.roles resolves them from its catalog).
+# the migration under test names them as it likes (readiness.schema.column_roles resolves them from its catalog).
 ROLE_OF = {"status": "status", "total": "total", "processed": "processed", "failed": "failed",
            "elapsed": "elapsed", "speed": "speed"}  # fmt: skip
 COUNTS = ("total", "processed", "failed")
@@ -72,7 +74,7 @@ class Jobs:
     """sync_progress rows of the migration under test, named by role (its column names are its own)."""
 
     conn: psycopg.Connection
-    columns: roles.Columns
+    columns: column_roles.Columns
 
     def column(self, name: str) -> str:
         """The migration's column for the tests' `name` (a role), or `name` itself (a column the report names)."""
@@ -91,7 +93,7 @@ class Jobs:
 
     def as_columns(self, values: dict[str, Any]) -> dict[str, Any]:
         """`values` by the migration's column names; a count it does not keep (failed) left out, a role the
-        report requires that cannot be found BLOCKS the check (readiness.roles)."""
+        report requires that cannot be found BLOCKS the check (readiness.schema.column_roles)."""
         optional = {"failed"}
         return {self.column(name): value for name, value in values.items() if name not in optional or self.has(name)}
 
@@ -146,7 +148,7 @@ class Jobs:
 
 
 @pytest.fixture
-def jobs(migrated: psycopg.Connection, columns: roles.Columns) -> Jobs:
+def jobs(migrated: psycopg.Connection, columns: column_roles.Columns) -> Jobs:
     """Jobs of the migration under test, acted on by role."""
     return Jobs(migrated, columns)
 

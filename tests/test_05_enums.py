@@ -6,8 +6,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readiness import catalog, design, expected
-from readiness.auth import attempt
+from readiness.acting.auth import attempt
+from readiness.schema import catalog, design, expected
 
 pytestmark = pytest.mark.readiness
 

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from readiness import catalog, factories, keys
-from readiness.auth import SERVICE_ROLE, accepted, acting_as, as_user, attempt, refused
-from readiness.factories import SYNC_TABLES, USER_COLUMNS, Tenant, organization, sync_row
+from readiness.acting import factories, keys
+from readiness.acting.auth import accepted, acting_as, as_user, attempt, refused
+from readiness.acting.factories import SYNC_TABLES, USER_COLUMNS, Tenant, organization, sync_row
+from readiness.schema import catalog
+from readiness.schema.expected import SERVICE_ROLE
 from readiness.verdicts import not_applicable
 
 pytestmark = pytest.mark.readiness

@@ -15,11 +15,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import catalog, expected, lint, squawk
-from readiness.apply import ApplyError, apply_file
-from readiness.database import MigrationState, Timeouts, connect, evidence_of_0023
-from readiness.explain import apply_error_issue, missing_prerequisite
-from readiness.factories import SYNC_TABLES
+from readiness.acting.factories import SYNC_TABLES
+from readiness.databases.build import MigrationState
+from readiness.postgres.connection import Timeouts, connect
+from readiness.report.messages import apply_error_issue, missing_prerequisite
+from readiness.rules import lint, locks, squawk
+from readiness.schema import catalog, expected
+from readiness.schema.apply import ApplyError, apply_file
+from readiness.schema.prerequisites import evidence_of_0023
 from readiness.verdicts import blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
@@ -91,7 +94,7 @@ def test_no_session_in_the_way(
     """No other session holds a lock on what 0024 touches or keeps a transaction open (idle, or over 5 minutes)."""
     db = readonly_db
     ours = [session_connection.info.backend_pid]  # the suite's own sessions (on a target, it reads only)
-    found = lint.sessions_in_the_way(db, TOUCHED, ours)
+    found = locks.sessions_in_the_way(db, TOUCHED, ours)
     assert found == [], "sessions in 0024's way: " + "; ".join(map(str, found))
     if migration_state.on_target:
         return  # a target is only read: no probe session takes locks there
@@ -102,7 +105,7 @@ def test_no_session_in_the_way(
             other.execute("LOCK TABLE organization IN ROW EXCLUSIVE MODE")
             if catalog.relation_exists(db, "public.sync_activity_log"):
                 other.execute("LOCK TABLE sync_activity_log IN ACCESS EXCLUSIVE MODE")
-            probe = lint.sessions_in_the_way(db, TOUCHED, ours)
+            probe = locks.sessions_in_the_way(db, TOUCHED, ours)
         finally:
             other.rollback()
         pid = other.info.backend_pid
@@ -239,10 +242,10 @@ def test_linter_rule_finds_nothing_new(
 
 
 @pytest.fixture
-def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure) -> lint.Footprint:
+def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure) -> locks.Footprint:
     """The locks 0024 takes on the relations that existed before it, and their rewrites, in a rolled-back dry run."""
     try:
-        traced = lint.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
+        traced = locks.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
     except ApplyError as error:  # test_migration_executes_on_a_fresh_database fails with it
         blocked(f"migration 0024 did not apply: {error}")  # one cause with the apply check's
     record_figure("0024 lock footprint", str(traced))
@@ -263,10 +266,10 @@ def server_version(conn: psycopg.Connection) -> str:
 @pytest.mark.check(DEPLOYMENT_SAFE)
 @pytest.mark.parametrize("kind", ["migration", "rollback"])
 def test_squawk_finds_nothing_blocking(
-    kind: str, migration: Path, rollback: Path, footprint: lint.Footprint, readonly_db: psycopg.Connection,
+    kind: str, migration: Path, rollback: Path, footprint: locks.Footprint, readonly_db: psycopg.Connection,
     recommendation, record_figure,
 ) -> None:  # fmt: skip
-    """squawk finds nothing its rule table (readiness/squawk_rules.toml) calls blocking in 0024 or its rollback."""
+    """squawk finds nothing its rule table (rules/squawk_rules.toml) calls blocking in 0024 or its rollback."""
     path = migration if kind == "migration" else rollback
     try:
         findings = squawk.lint(path, server_version(readonly_db), kind, bool(footprint.blocks_writes()))
@@ -284,7 +287,7 @@ def test_squawk_finds_nothing_blocking(
 
 @pytest.mark.enforces("rule.locks")
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_no_access_exclusive_lock_on_existing_relation(footprint: lint.Footprint) -> None:
+def test_no_access_exclusive_lock_on_existing_relation(footprint: locks.Footprint) -> None:
     """0024 takes no ACCESS EXCLUSIVE lock on a relation that existed before it (every read would wait)."""
     blocked = footprint.access_exclusive()
     assert blocked == [], (
@@ -295,7 +298,7 @@ def test_no_access_exclusive_lock_on_existing_relation(footprint: lint.Footprint
 
 @pytest.mark.enforces("rule.locks")
 @pytest.mark.check(DEPLOYMENT_SAFE)
-def test_no_rewrite_of_existing_table(footprint: lint.Footprint) -> None:
+def test_no_rewrite_of_existing_table(footprint: locks.Footprint) -> None:
     """0024 rewrites no table that existed before it (its relfilenode is unchanged)."""
     assert footprint.rewritten == (), (
         f"0024 rewrites {', '.join(footprint.rewritten)} (new relfilenode): the table is copied whole under "

@@ -10,11 +10,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readiness import catalog, deployment, drift, factories, snapshot, volume_cluster
-from readiness.apply import TRANSACTION_CONTROL as _TXN
-from readiness.apply import ApplyError, apply_file, split
-from readiness.auth import attempt
-from readiness.database import MigrationState, as_deploying_role, migration_0023_evidence
+from readiness.acting import factories
+from readiness.acting.auth import attempt
+from readiness.databases import volume_cluster
+from readiness.databases.build import MigrationState, as_deploying_role
+from readiness.schema import catalog, deployment, drift, snapshot
+from readiness.schema.apply import TRANSACTION_CONTROL as _TXN
+from readiness.schema.apply import ApplyError, apply_file, split
+from readiness.schema.prerequisites import migration_0023_evidence
 from readiness.verdicts import blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
@@ -96,7 +99,7 @@ def test_deployed_objects_match_the_file(
 ) -> None:
     """With 0024 deployed, its objects are what the file creates: drift from the report's contract blocks,
     drift in what the report leaves open is a recommendation (the repository's file is not what was deployed).
-    A report object missing from the deployed 0024 is one cause: its existence check's (readiness.causes)."""
+    A report object missing from the deployed 0024 is one cause: its existence check's (readiness.rules.causes)."""
     if not deployed(migration_state):
         not_applicable("0024 is not deployed on the database under test: the file is what the checks ran on")
     if migration_state.rollback_error or migration_state.file_error:

@@ -9,7 +9,6 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -17,35 +16,11 @@ import pytest
 from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import PROJECT_ROOT, cache, process_group, server
-from readiness.apply import apply_file
-from readiness.database import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from readiness import PROJECT_ROOT
+from readiness.postgres import cache, process_group, server
+from readiness.schema.apply import apply_file
+from tests.suite.helpers import NESTED_VOLUME, ReadinessRun
 from tests.suite.targets import PASSWORD
-
-# Nested runs prove verdicts, not speed: the smallest volume on which the plans are already those of 1M rows.
-NESTED_VOLUME = 100_000
-
-
-@dataclass(frozen=True)
-class ReadinessRun:
-    """A nested readiness run: its exit code, terminal output and signoff.json."""
-
-    exit_code: int
-    output: str
-    signoff: dict  # type: ignore[type-arg]
-
-    def task(self, number: int) -> dict:  # type: ignore[type-arg]
-        return next(task for task in self.signoff["tasks"] if task["number"] == number)
-
-    def statuses(self) -> dict[int, str]:
-        return {task["number"]: task["status"] for task in self.signoff["tasks"]}
-
-
-def mutate(old: str, new: str, source: str | None = None) -> str:
-    """`source` (default: the migration) with `old` replaced by `new`; `old` must occur exactly once."""
-    text = source if source is not None else DEFAULT_MIGRATION.read_text()
-    assert text.count(old) == 1, f"mutation target occurs {text.count(old)} times: {old!r}"
-    return text.replace(old, new)
 
 
 @pytest.fixture(scope="session")
@@ -85,11 +60,6 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
         return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff)
 
     return run
-
-
-def mutate_rollback(old: str, new: str) -> str:
-    """The rollback with `old` replaced by `new` (exactly once)."""
-    return mutate(old, new, source=DEFAULT_ROLLBACK.read_text())
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from readiness import SQL_DIR, snapshot
+from readiness import SQL_DIR
+from readiness.schema import snapshot
 
 OPERATIONAL = SQL_DIR / "lookalike" / "operational.sql"
 PASSWORD = "s3cret-Pa55word"  # trust authentication ignores it; it must never show in any output

@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness.apply import ApplyError, apply_file, split
 from readiness.errors import ReadinessUsageError
+from readiness.schema.apply import ApplyError, apply_file, split
 
 pytestmark = pytest.mark.suite
 

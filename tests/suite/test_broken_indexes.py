@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.suite.conftest import mutate
+from tests.suite.helpers import mutate
 
 pytestmark = pytest.mark.suite
 

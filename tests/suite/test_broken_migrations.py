@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from readiness import install
-from tests.suite.conftest import mutate
+from readiness.postgres import install
+from tests.suite.helpers import mutate
 
 pytestmark = pytest.mark.suite
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from readiness import SQL_DIR
-from tests.suite.conftest import mutate_rollback
+from tests.suite.helpers import mutate_rollback
 
 pytestmark = pytest.mark.suite
 

@@ -8,10 +8,11 @@ import signal
 import time
 from pathlib import Path
 
-from readiness import cache, server
-from readiness.database import DEFAULT_MIGRATION, Timeouts
-from readiness.volume_cluster import VolumeCluster, cache_entry
-from tests.suite.conftest import NESTED_VOLUME, ReadinessRun
+from readiness.databases.volume_cluster import VolumeCluster, cache_entry
+from readiness.postgres import cache, server
+from readiness.postgres.connection import Timeouts
+from readiness.schema.files import DEFAULT_MIGRATION
+from tests.suite.helpers import NESTED_VOLUME, ReadinessRun
 
 LOADED = f"volume: {NESTED_VOLUME:,} activity-log rows"
 COPIED = "volume: copied from the cache and started"

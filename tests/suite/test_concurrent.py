@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, cache, process_group
-from tests.suite.conftest import NESTED_VOLUME
+from readiness import PROJECT_ROOT
+from readiness.postgres import cache, process_group
+from tests.suite.helpers import NESTED_VOLUME
 
 pytestmark = pytest.mark.suite
 

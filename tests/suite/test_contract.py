@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from readiness import ledger
+from readiness.schema import ledger
 
 pytestmark = pytest.mark.suite
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
-from tests.suite.conftest import mutate_rollback
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from tests.suite.helpers import mutate_rollback
 from tests.suite.targets import state_of
 
 pytestmark = pytest.mark.suite

@@ -5,7 +5,7 @@ types of job_id and sync_id, the policies' shape and roles, the unit of elapsed 
 updated_at is set, what is audited, who stamps completed_at, trigger names and order, the partition scheme,
 column names); it was written from the report alone, by another hand. Every variant must be APPROVED.
 
-A mutant breaks one requirement of the ledger (readiness/ledger.toml) in a variant, as another engineer's
+A mutant breaks one requirement of the ledger (readiness/schema/ledger.toml) in a variant, as another engineer's
 slip would. Each must be caught: a check enforcing that requirement FAILS in the task that enforces it, and
 the run is NOT APPROVED. Mutants that touch different things share one nested run (each check names its
 requirement in signoff.json, so one run shows each caught); the requirements a migration cannot break (the
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from readiness import ledger
-from tests.suite.conftest import ReadinessRun
+from readiness.schema import ledger
 from tests.suite.family import variants
 from tests.suite.family.mutants import COVERED_ELSEWHERE, MUTANTS
+from tests.suite.helpers import ReadinessRun
 
 pytestmark = pytest.mark.suite
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, cache, interrupt, process_group, server
-from readiness.database import DEFAULT_MIGRATION, Timeouts
-from readiness.volume_cluster import VolumeCluster
-from tests.suite.conftest import NESTED_VOLUME
+from readiness import PROJECT_ROOT
+from readiness.databases.volume_cluster import VolumeCluster
+from readiness.postgres import cache, interrupt, process_group, server
+from readiness.postgres.connection import Timeouts
+from readiness.schema.files import DEFAULT_MIGRATION
+from tests.suite.helpers import NESTED_VOLUME
 
 pytestmark = pytest.mark.suite
 
@@ -127,7 +129,8 @@ def test_interrupt_leaves_no_server_and_no_directory(
 
 OUTER_RUN = """
 import json, os, sys
-from readiness import PROJECT_ROOT, process_group
+from readiness import PROJECT_ROOT
+from readiness.postgres import process_group
 
 def test_a_nested_readiness_run():
     inner = json.loads(os.environ["NESTED_RUN"])
@@ -241,7 +244,7 @@ def test_stopping_the_volume_while_it_is_being_made_ends_its_thread(
 
 INTERRUPTED_START = """
 import os, signal, sys, threading
-from readiness import server
+from readiness.postgres import server
 executor = server.new_executor(server.find_pg_ctl(None))
 print(executor.datadir, flush=True)
 if sys.argv[1] == "pg_ctl start":

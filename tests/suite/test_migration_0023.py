@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from readiness.database import DEFAULT_MIGRATION, PREREQUISITES, evidence_of_0023
+from readiness.schema.files import DEFAULT_MIGRATION, PREREQUISITES
+from readiness.schema.prerequisites import evidence_of_0023
 
 pytestmark = pytest.mark.suite
 

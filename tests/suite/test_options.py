@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from readiness import PROJECT_ROOT, cache, process_group
-from readiness.database import DEFAULT_MIGRATION
-from tests.suite.conftest import NESTED_VOLUME
+from readiness import PROJECT_ROOT
+from readiness.postgres import cache, process_group
+from readiness.schema.files import DEFAULT_MIGRATION
+from tests.suite.helpers import NESTED_VOLUME
 
 pytestmark = pytest.mark.suite
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.suite.conftest import ReadinessRun, mutate
+from tests.suite.helpers import ReadinessRun, mutate
 from tests.suite.test_broken_rls import ORG_MEMBER
 
 pytestmark = pytest.mark.suite

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readiness import server
-from readiness.apply import apply_file
-from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness.postgres import server
+from readiness.schema.apply import apply_file
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
 from tests.suite.targets import PASSWORD, state_of
 
 pytestmark = pytest.mark.suite

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from readiness import install, platforms, server
 from readiness.errors import ReadinessUsageError
+from readiness.postgres import install, platforms, server
 
 pytestmark = pytest.mark.suite
 

@@ -1,4 +1,4 @@
-"""What a policy reaches is read from the catalog, the same whatever the session's search_path (readiness.reach)."""
+"""What a policy reaches is read from the catalog, the same whatever the session's search_path (rules.reach)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from readiness import lint, privileges, reach, rls
-from readiness.apply import apply_file
-from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_with_prerequisites
-from readiness.factories import SYNC_TABLES
+from readiness.acting.factories import SYNC_TABLES
+from readiness.databases.build import create_with_prerequisites
+from readiness.postgres.connection import Timeouts, connect
+from readiness.rules import lint, privileges, reach, rls
+from readiness.schema.apply import apply_file
+from readiness.schema.files import DEFAULT_MIGRATION
 
 pytestmark = pytest.mark.suite
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.suite.conftest import mutate
+from tests.suite.helpers import mutate
 
 pytestmark = pytest.mark.suite
 

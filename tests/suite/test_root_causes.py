@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.suite.conftest import ReadinessRun, mutate
+from tests.suite.helpers import ReadinessRun, mutate
 
 pytestmark = pytest.mark.suite
 

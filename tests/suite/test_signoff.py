@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from readiness.signoff import SignOff
+from readiness.report.signoff import SignOff
 from readiness.verdicts import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED
 from readiness.verdicts import Outcome as CheckOutcome
 

@@ -12,9 +12,10 @@ import psycopg
 import pytest
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from readiness import SQL_DIR, interrupt
-from readiness.apply import first_reference
-from readiness.database import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness import SQL_DIR
+from readiness.postgres import interrupt
+from readiness.schema.apply import first_reference
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
 from tests.suite.targets import OPERATIONAL, PASSWORD, state_of
 
 pytestmark = pytest.mark.suite

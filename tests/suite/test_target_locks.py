@@ -17,9 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from readiness import PROJECT_ROOT, cache, interrupt, process_group
-from readiness.database import MIGRATION_0023, PREREQUISITES
-from tests.suite.conftest import NESTED_VOLUME
+from readiness import PROJECT_ROOT
+from readiness.postgres import cache, interrupt, process_group
+from readiness.schema.files import MIGRATION_0023, PREREQUISITES
+from tests.suite.helpers import NESTED_VOLUME
 from tests.suite.targets import OPERATIONAL, state_of
 
 pytestmark = pytest.mark.suite

@@ -15,10 +15,12 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from readiness import volume
-from readiness.apply import apply_file
-from readiness.database import DEFAULT_MIGRATION, Timeouts, connect, create_with_prerequisites
-from readiness.volume_cluster import VolumeHandle
+from readiness.databases import volume
+from readiness.databases.build import create_with_prerequisites
+from readiness.databases.volume_cluster import VolumeHandle
+from readiness.postgres.connection import Timeouts, connect
+from readiness.schema.apply import apply_file
+from readiness.schema.files import DEFAULT_MIGRATION
 
 pytestmark = pytest.mark.suite
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.suite.conftest import mutate
+from tests.suite.helpers import mutate
 
 
 @dataclass(frozen=True)

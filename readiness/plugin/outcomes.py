@@ -1,0 +1,205 @@
+"""Each check's outcome, decided in one place from typed values: what it raised, its markers, its cause.
+
+readiness.plugin.hooks calls decide() for every phase report of a check and puts the result on the report (it
+crosses from an xdist worker to the controller with it); the sign-off reads nothing else. In order:
+  - a check that passed is PASSED, one that raised Blocked or NotApplicable (readiness.verdicts) is
+    BLOCKED by its cause or N/A, any other skip is SKIPPED;
+  - a failed check whose subject 0024 did not create is BLOCKED by that missing object (readiness.rules.causes);
+    one PostgreSQL refused for a lack of a privilege 0024 needs an API role to hold is BLOCKED by that missing
+    privilege (readiness.rules.privileges);
+    a failed existence check, or a failed check of a table whose RLS breaks the report's rule, has that cause;
+  - a failed check of a "design" requirement (readiness.schema.ledger) DIFFERS: listed, never blocking; one that
+    cannot run is N/A (what stops it is the contract's own finding).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+import pytest
+from _pytest.outcomes import Skipped
+
+from readiness.acting import auth
+from readiness.report.signoff import task_of
+from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
+from readiness.schema import ledger
+from readiness.schema.apply import ApplyError
+from readiness.verdicts import (
+    BLOCKED,
+    DIFFERS,
+    FAILED,
+    NOT_APPLICABLE,
+    PASSED,
+    SKIPPED,
+    Blocked,
+    DesignDifference,
+    Issue,
+    NotApplicable,
+    Outcome,
+    Recorded,
+)
+
+RECORDED = pytest.StashKey[Recorded]()
+
+
+def recorded(item: pytest.Item) -> Recorded:
+    """What the check `item` recorded so far (its fixtures add to it: issues, recommendations, figures)."""
+    return item.stash.setdefault(RECORDED, Recorded())
+
+
+def recorded_of(data: dict[str, Any]) -> Recorded:
+    """The Recorded a report carries (as decide() put it), back as a value."""
+    raw = data.get("recorded") or {}
+    return Recorded(
+        [Issue.of(issue) for issue in raw.get("issues", [])],
+        raw.get("cause"),
+        [Issue.of(issue) for issue in raw.get("recommendations", [])],
+        [DesignDifference(**difference) for difference in raw.get("differences", [])],
+        dict(raw.get("figures", {})),
+    )
+
+
+def description(item: pytest.Item) -> str:
+    """The first line of the check's docstring: its row text in the reports."""
+    doc = getattr(getattr(item, "function", None), "__doc__", None)
+    return (doc or item.name).strip().splitlines()[0]
+
+
+def requirement_of(item: pytest.Item) -> str | None:
+    """The ledger id the check enforces (its closest `enforces` marker)."""
+    marker = item.get_closest_marker("enforces")
+    return marker.args[0] if marker is not None else None
+
+
+def uses_of(item: pytest.Item) -> tuple[str, ...]:
+    """The report's objects the check needs (its `uses` markers)."""
+    return tuple(name for marker in item.iter_markers("uses") for name in marker.args)
+
+
+def examples_of(item: pytest.Item) -> int:
+    """How many examples hypothesis tried in the check (0 for a check that is not a property test)."""
+    statistics = getattr(item, "hypothesis_statistics", None) or ""
+    # hypothesis describes each phase as "N passing, M failing, and K invalid test cases"
+    return sum(int(n) + int(m) for n, m in re.findall(r"(\d+) passing, (\d+) failing", statistics))
+
+
+def failure_message(call: pytest.CallInfo[None], report: pytest.TestReport, about: str) -> str:
+    """What a failed check found, in words: its assertion's or pytest.fail's message, or what PostgreSQL
+    answered; never a driver's traceback or a bare `assert`."""
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, ApplyError):
+        return f"{about.rstrip('.')}: a SQL file of the check did not run: {error}"
+    if isinstance(error, psycopg.Error):
+        primary = error.diag.message_primary or str(error).strip().splitlines()[0]
+        return f"{about.rstrip('.')}: PostgreSQL refused a statement of the check, {error.sqlstate} {primary}"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr)
+    message = message.removeprefix("AssertionError: ").removeprefix("Failed: ")
+    if message.startswith("assert "):  # an assertion without a message: say what the check is about
+        return f"{about.rstrip('.')}: not so ({message.splitlines()[0]})"
+    return message.split("\nassert ")[0].strip()
+
+
+def displayed_as_skipped(item: pytest.Item, report: pytest.TestReport, text: str) -> None:
+    """Show the check as skipped in pytest's own reports (terminal, junit, HTML), with `text`."""
+    report.outcome = "skipped"
+    report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {text}")
+
+
+def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> dict[str, Any]:
+    """The check's outcome for this phase (none for a setup or teardown that passed), with what it recorded."""
+    data: dict[str, Any] = {"description": description(item)}
+    task = task_of(item.nodeid)
+    if task is None:  # a test of the suite itself: only its row text
+        return data
+    record = recorded(item)
+    data["recorded"] = asdict(record)
+    if report.when == "teardown":
+        data["examples"] = examples_of(item)
+    check = item.get_closest_marker("check")
+    severity = item.get_closest_marker("severity")
+    outcome = Outcome(
+        item.nodeid, PASSED, description=data["description"], check=check.args[0] if check else None,
+        severity=severity.args[0] if severity else "HIGH", requirement=requirement_of(item),
+        issues=list(record.issues), cause=record.cause,
+        one_cause=item.get_closest_marker("separate_causes") is None,
+    )  # fmt: skip
+    error = call.excinfo.value if call.excinfo is not None else None
+    if report.passed:
+        if report.when != "call":
+            return data
+    elif report.skipped:
+        if isinstance(error, Blocked):
+            # a missing object of the report is the cause first named (a column role of a missing table, say)
+            missing = blocked_by(task, causes_of(item).missing, uses_of(item))
+            outcome.status, outcome.message = BLOCKED, missing or error.cause
+        elif isinstance(error, NotApplicable):
+            outcome.status, outcome.message = NOT_APPLICABLE, error.reason
+        else:
+            outcome.status = SKIPPED
+            outcome.message = str(error.msg) if isinstance(error, Skipped) else str(report.longrepr)
+    else:
+        outcome.status, outcome.message = FAILED, failure_message(call, report, outcome.description)
+        attribute_to_its_cause(item, outcome, task, error)
+        requirement = ledger.get(outcome.requirement) if outcome.requirement else None
+        if outcome.status == BLOCKED:
+            displayed_as_skipped(item, report, f"BLOCKED: {outcome.message}")
+        elif requirement is not None and not requirement.blocks:
+            outcome.status = DIFFERS
+            difference = DesignDifference(outcome.description, requirement.requires, outcome.message)
+            data["recorded"]["differences"].append(asdict(difference))
+            displayed_as_skipped(item, report, f"differs from the project's design (never blocking): {outcome.message}")
+    requirement = ledger.get(outcome.requirement) if outcome.requirement else None
+    if outcome.status == BLOCKED and requirement is not None and not requirement.blocks:
+        # a design check that cannot run blocks nothing: what stops it is a finding of the contract's own checks
+        outcome.status, outcome.message = NOT_APPLICABLE, f"not compared with our design: {outcome.message}"
+    data["outcome"] = outcome.as_json()
+    return data
+
+
+def causes_of(item: pytest.Item) -> Causes:
+    """The causes this run found (readiness.rules.causes), none before they are read."""
+    return item.config.stash.get(CAUSES_KEY, Causes())
+
+
+def denied(error: BaseException | None) -> list[str]:
+    """PostgreSQL's refusals for a lack of privilege ("permission denied for table t") in what the check's failure
+    was raised from, and those readiness.acting.auth.attempt met during it (a check's own message often wraps the
+    driver's error)."""
+    found, seen = [], 0
+    while error is not None and seen < 10:
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            found.append(error.diag.message_primary)
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    met = [refusal for refusal in auth.REFUSALS if isinstance(refusal, psycopg.errors.InsufficientPrivilege)]
+    return found + [refusal.diag.message_primary for refusal in met]
+
+
+def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error: BaseException | None) -> None:
+    """A failed existence check names its missing objects as its cause; a failed check of a subject the
+    migration did not create is BLOCKED by that missing object (one root cause, not one failure per check),
+    and so is one an API role's missing privilege breaks; a failed check of a table whose RLS breaks the
+    report's rule has that table's cause (readiness.rules.rls)."""
+    causes = causes_of(item)
+    missing = causes.missing
+    uses = uses_of(item)
+    existence = item.get_closest_marker("existence")
+    kind = existence.args[0] if existence is not None and existence.args else None
+    if kind in missing:
+        outcome.cause = cause_of(kind, missing)
+        return
+    cause = blocked_by(task, missing, uses)  # an existence check of columns is BLOCKED by their missing table
+    if cause is not None:
+        outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
+        return
+    if not outcome.issues:  # the privilege check itself records each gap as its own issue
+        cause = privilege_cause(denied(error), causes.privileges)
+        if cause is not None:
+            outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
+            return
+    cause = rls_cause(uses, causes.rls)
+    if cause is not None:
+        outcome.cause = cause

@@ -1,0 +1,104 @@
+"""reports/readiness.md: the sign-off in the layout of the hand-written readiness report, for a review."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from readiness.report.render import EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
+from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
+
+MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
+HEADLINE = {
+    "PASS": "PASSED ✓",
+    "FAIL": "FAILED ❌",
+    "BLOCKED": "CANNOT VALIDATE ❌",
+    "N/A": "NOT APPLICABLE",
+    "NOT RUN": "NOT RUN ❌",
+}
+
+
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def severity(signoff: SignOff) -> str:
+    """The report's headline severity: the worst of the blocking issues."""
+    severities = {issue.severity for issue in signoff.blocking_issues}
+    return "CRITICAL" if "CRITICAL" in severities else "HIGH" if severities else "NONE"
+
+
+def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
+    """The whole document, generated from the run."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    approved = signoff.verdict == "APPROVED"
+    data = signoff.to_json()
+    lines = [
+        "# Migration 0024 Production Readiness Verification Report",
+        "",
+        f"**Generated:** {now}",
+        f"**Status:** {signoff.verdict}",
+        f"**Severity:** {severity(signoff)}",
+        "",
+        "## Executive Summary",
+        "",
+        "Migration 0024 (Sync Preview, Progress & Logging). " + signoff.purpose,
+        "",
+        "---",
+        "",
+        "## Detailed Validation Results",
+        "",
+    ]
+    for task in signoff.tasks:
+        lines += [
+            f"### {task.number}. {task.name} - {HEADLINE[task.status]}",
+            "",
+            f"**Status:** {task.status} ({task.passed} passed, {task.failed} failed, {task.blocked} blocked)",
+            "",
+            task.comments,
+            "",
+        ]
+    lines += ["### Blocking Issues", ""]
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)})"
+              + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
+              for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Recommendations (not blocking)", ""]
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
+              enumerate(signoff.recommendations, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Differences from the project's design (informational)", ""]
+    lines += [f"- **{cell(d.subject)}**: the project's 0024 has {cell(d.design)}; this migration has {cell(d.found)}"
+              for d in signoff.design_differences.values()] or ["None."]  # fmt: skip
+    lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
+    lines += [
+        f"| {name} | {'✓ PASS' if status == 'PASS' else '❌ ' + status} |" for name, status in signoff.checks.items()
+    ]
+    lines += ["", f"**Production Readiness:** {signoff.verdict}", ""]
+    if any(signoff.checks.get(name) == "FAIL" for name in PREREQUISITE_CHECKS):
+        lines += ["## Recommendations", "", "### CRITICAL: DO NOT DEPLOY MIGRATION 0024 YET", "", "```sql"]
+        lines += ["\n".join(path.read_text().rstrip() for path in PREREQUISITE_SQL), "```", ""]
+        lines += ["### Required Execution Order", ""] + [f"{i}. {step}" for i, step in enumerate(EXECUTION_ORDER, 1)]
+        lines += [""]
+    if signoff.figures:
+        lines += ["## Measurements", "", "| Measurement | Value |", "|---|---|"]
+        lines += [f"| {cell(name)} | {cell(value)} |" for name, value in signoff.figures.items()] + [""]
+    lines += ["## Rollback Procedure", "", "```sql", rollback_sql.rstrip(), "```", ""]
+    lines += ["## Summary Table", "", "| Validation Task | Status | Pass/Fail | Comments |",
+              "|-----------------|--------|-----------|----------|"]  # fmt: skip
+    lines += [f"| {t.number}. {t.name} | {t.status} | {MARKS[t.status]} | {cell(t.comments)} |" for t in signoff.tasks]
+    lines += ["", f"**OVERALL STATUS:** {'✓' if approved else '❌'} {signoff.verdict} FOR DEPLOYMENT", "", "---", ""]
+    lines += ["## Sign-Off", "", f"**Production Deployment Authorization:** {signoff.verdict}", "",
+              "**Gating Criteria Status:**"]  # fmt: skip
+    lines += [f"- [{'x' if met else ' '}] {name}" for name, met in signoff.gating_criteria]
+    migration = data["migration"]
+    lines += [
+        "",
+        "---",
+        "",
+        f"**Verification Report Generated:** {now}",
+        "**Verification Tool:** readiness-0024 (pytest -m readiness)",
+        f"**Database:** PostgreSQL {data['server_version']} ({signoff.environment.get('target', 'unknown')})",
+        f"**Migration:** {migration['path']} (sha256 {migration['sha256']})",  # type: ignore[index]
+        f"**Status:** {signoff.verdict}",
+        "",
+    ]
+    return "\n".join(lines)

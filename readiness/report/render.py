@@ -1,0 +1,181 @@
+"""The sign-off as a person reads it: the top of the HTML report and the terminal table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from readiness import SQL_DIR
+from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
+from readiness.schema import ledger
+from readiness.verdicts import Issue
+
+PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR / "prerequisites" / "02_auth.sql"]
+
+STATUS_COLOURS = {
+    "PASS": "#1a7f37",
+    "FAIL": "#cf222e",
+    "BLOCKED": "#bc4c00",
+    "N/A": "#57606a",
+    "NOT RUN": "#8250df",
+    "APPROVED": "#1a7f37",
+    "NOT APPROVED": "#cf222e",
+}
+# The report's Pass/Fail column; words, since a browser without an emoji font shows ❌ as a box.
+STYLE = """
+<style>
+/* The report opens on the sign-off: pytest-html's package list moves below it, into the details. */
+#environment-header, #environment { display: none; }
+.signoff { font-family: sans-serif; max-width: 72em; }
+.signoff table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.signoff th, .signoff td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
+.signoff .status { font-weight: bold; color: white; border-radius: 3px; padding: 1px 6px; white-space: nowrap; }
+.signoff .verdict { font-size: 1.6em; font-weight: bold; padding: 0.4em 0.8em; color: white; display: inline-block; }
+.signoff pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+</style>
+"""
+
+
+def badge(status: str) -> str:
+    """A coloured status label."""
+    colour = STATUS_COLOURS.get(status, "#57606a")
+    return f'<span class="status" style="background:{colour}">{escape(status)}</span>'
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are HTML already escaped by the caller."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def affected(issue: Issue) -> str:
+    """How many checks a cause failed or blocked, in which tasks."""
+    tasks = ", ".join(map(str, issue.tasks))
+    return f"{issue.checks} check{'s' if issue.checks != 1 else ''}" + (f" (task {tasks})" if tasks else "")
+
+
+def requirement_of(issue: Issue) -> str:
+    """What the issue breaks, as the ledger names it: its id, where it comes from, the words it quotes."""
+    if not issue.requirement:
+        return ""
+    requirement = ledger.get(issue.requirement)
+    return f"{requirement.id} ({requirement.source}: {requirement.cites}): “{requirement.quote}”"
+
+
+def issues_table(heading: str, issues: Iterable[Issue], counted: bool = True) -> str:
+    """Blocking issues (with the checks each affects and the requirement they break) or recommendations:
+    severity, message, location."""
+    rows = [
+        [badge(i.severity), escape(i.message), *([escape(affected(i)), escape(requirement_of(i))] if counted else []),
+         f"<code>{escape(i.location)}</code>"]
+        for i in issues
+    ]  # fmt: skip
+    headers = ["Severity", heading, *(["Checks", "Requirement"] if counted else []), "Location"]
+    return table(headers, rows) if rows else "<p>None.</p>"
+
+
+def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
+    """The sign-off section that opens the HTML report."""
+    verdict = signoff.verdict
+    parts = [
+        STYLE,
+        '<div class="signoff" id="signoff">',
+        "<h2>Migration 0024 Production Readiness Sign-Off</h2>",
+        f'<div class="verdict" id="verdict" style="background:{STATUS_COLOURS[verdict]}">'
+        f"Production Deployment Authorization: {escape(verdict)}</div>",
+        f'<p id="purpose">{escape(signoff.purpose).replace("**", "")}</p>',
+        "<h3>Summary</h3>",
+        table(
+            ["Validation Task", "Status", "Comments"],
+            [[f"{t.number}. {escape(t.name)}", badge(t.status), escape(t.comments)] for t in signoff.tasks],
+        ),
+        "<h3>Blocking Issues</h3>",
+        issues_table("Issue", signoff.blocking_issues),
+        recommendations(signoff),
+        "<h3>Recommendations</h3>",
+        issues_table("Recommendation", signoff.recommendations, counted=False),
+        "<h3>Differences from the project's design</h3>",
+        "<p>Where this migration chose otherwise than the project's own 0024, in what the report leaves open. "
+        "Informational: none of these changes the verdict.</p>",
+        table(
+            ["Subject", "The project's 0024", "This migration"],
+            [[escape(d.subject), escape(d.design), escape(d.found)] for d in signoff.design_differences.values()],
+        )
+        if signoff.design_differences
+        else "<p>None.</p>",
+        "<h3>Production Readiness Checks</h3>",
+        table(["Check", "Status"], [[escape(name), badge(status)] for name, status in signoff.checks.items()]),
+        "<h3>Gating Criteria</h3>",
+        "<ul>"
+        + "".join(f"<li>[{'x' if met else ' '}] {escape(name)}</li>" for name, met in signoff.gating_criteria)
+        + "</ul>",
+        "<h3>Measurements</h3>",
+        table(["Measurement", "Value"], [[escape(k), escape(v)] for k, v in signoff.figures.items()])
+        if signoff.figures
+        else "<p>None recorded.</p>",
+        "<h3>Environment</h3>",
+        table(["Item", "Value"], [[escape(k), f"<code>{escape(str(v))}</code>"] for k, v in environment(signoff)]),
+        f"<details><summary>Rollback procedure ({escape(str(signoff.rollback))})</summary>"
+        f"<pre>{escape(rollback_sql)}</pre></details>",
+        "</div>",
+    ]
+    return "\n".join(parts)
+
+
+EXECUTION_ORDER = [
+    "Create organization table (must do first)",
+    "Create auth schema & auth.users_extended (must do second)",
+    "Verify Migration 0023 is applied",
+    "Apply Migration 0024",
+    "Populate test data (test org/user records)",
+    "Test RLS policies (verify isolation works)",
+    "Deploy to staging (full integration test)",
+    "Deploy to production (after staging passes)",
+]
+
+
+def recommendations(signoff: SignOff) -> str:
+    """When a prerequisite is missing: the report's recommended SQL and execution order."""
+    missing = [name for name, status in signoff.checks.items() if name in PREREQUISITE_CHECKS and status == "FAIL"]
+    if not missing:
+        return ""
+    sql = "\n\n".join(path.read_text() for path in PREREQUISITE_SQL)
+    steps = "".join(f"<li>{escape(step)}</li>" for step in EXECUTION_ORDER)
+    return (
+        "<h3>Recommendations: DO NOT DEPLOY MIGRATION 0024 YET</h3>"
+        f"<p>Failed: {escape(', '.join(missing))}. Create the prerequisites (report, Recommendations, Steps 1-2):</p>"
+        f"<pre>{escape(sql)}</pre><p>Required execution order:</p><ol>{steps}</ol>"
+    )
+
+
+def environment(signoff: SignOff) -> list[tuple[str, str]]:
+    """Server, migration and rollback with their hashes, then what the fixtures recorded."""
+    data = signoff.to_json()
+    migration, rollback = data["migration"], data["rollback"]
+    return [
+        ("Server version", str(data["server_version"])),
+        ("Migration", f"{migration['path']}  sha256 {migration['sha256']}"),  # type: ignore[index]
+        ("Rollback", f"{rollback['path']}  sha256 {rollback['sha256']}"),  # type: ignore[index]
+        *((key, value) for key, value in signoff.environment.items() if key != "server_version"),
+        ("Hypothesis examples tried", f"{sum(signoff.examples.values())} in {len(signoff.examples)} property tests"),
+    ]
+
+
+def terminal_table(signoff: SignOff) -> list[str]:
+    """The 8-task table, blocking issues and verdict printed at the end of the terminal output."""
+    width = max(len(t.name) for t in signoff.tasks) + 4
+    lines = [signoff.purpose.replace("**", ""), f"{'Validation Task':<{width}} {'Status':<8} Comments"]
+    for task in signoff.tasks:
+        lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
+    for issue in signoff.blocking_issues:
+        enforces = f"; breaks {issue.requirement}" if issue.requirement else ""
+        lines.append(f"{issue.severity}: {issue.message} ({issue.location}; {affected(issue)}{enforces})")
+    if signoff.recommendations:
+        lines.append(f"recommendations (not blocking): {len(signoff.recommendations)}, listed in the reports")
+    if signoff.design_differences:
+        lines.append(f"differences from the project's design (informational): {len(signoff.design_differences)}")
+    if signoff.examples:
+        lines.append(f"hypothesis: {sum(signoff.examples.values())} examples in {len(signoff.examples)} property tests")
+    lines.append(f"OVERALL STATUS: {signoff.verdict}")
+    return lines
