@@ -109,12 +109,12 @@ def test_rls_enabled(migrated: psycopg.Connection, table: str) -> None:
 
 
 @pytest.mark.enforces("report.policies")
-def test_exactly_the_twelve_policies(request: pytest.FixtureRequest, migrated: psycopg.Connection) -> None:
+def test_exactly_the_twelve_policies(migrated: psycopg.Connection, counts_under_rls_of) -> None:
     """The sync tables carry exactly the report's 12 policies, by name and table, and no other."""
     found = {name: policy.table for name, policy in catalog.policies(migrated, list(SYNC_TABLES)).items()}
     wanted = {name: table for name, (table, _) in expected.POLICIES.items()}
     # A missing policy is its table's cause (readiness.rules.rls), not an issue of its own.
-    request.node.add_marker(pytest.mark.uses(*{table for name, table in wanted.items() if name not in found}))
+    counts_under_rls_of(sorted({table for name, table in wanted.items() if name not in found}))
     assert found == wanted, differences("policies on the sync tables", wanted, found)
 
 

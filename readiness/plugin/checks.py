@@ -3,7 +3,7 @@ attributed to (read once, before any check of 0024 runs), and the fixtures the c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 import pytest
@@ -14,7 +14,7 @@ from readiness.databases.build import MigrationState
 from readiness.plugin.outcomes import recorded
 from readiness.report.signoff import SIGNOFF_KEY
 from readiness.rules import privileges
-from readiness.rules.causes import CAUSES_KEY, Causes
+from readiness.rules.causes import CAUSES_KEY, Causes, rls_cause
 from readiness.rules.causes import find as find_causes
 from readiness.schema import column_roles
 from readiness.verdicts import DesignDifference, Issue, blocked
@@ -79,6 +79,19 @@ def causes(
             found = find_causes(session_connection)
     pytestconfig.stash[CAUSES_KEY] = found
     return found
+
+
+@pytest.fixture
+def counts_under_rls_of(request: pytest.FixtureRequest, causes: Causes) -> Callable[[Iterable[str]], None]:
+    """Count this check's failure under the RLS cause of `tables` (readiness.rules.causes), when they have one: a
+    policy the report names that is missing is its table's fault, with every isolation failure it makes."""
+
+    def record(tables: Iterable[str]) -> None:
+        cause = rls_cause(tuple(tables), causes.rls)
+        if cause is not None:
+            recorded(request.node).cause = cause
+
+    return record
 
 
 @pytest.fixture(scope="session")
