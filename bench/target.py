@@ -24,7 +24,7 @@ from psycopg import sql
 from readiness import PROJECT_ROOT
 from readiness.postgres import process_group, server
 from readiness.schema.apply import apply_file
-from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITE_FILES
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 WRITE_EVERY_S = 0.1
@@ -88,9 +88,10 @@ def one_run(dsn: str) -> tuple[float, float, dict[str, object]]:
 def main() -> None:
     """Both targets, RUNS runs each: the longest write wait and the lock moments."""
     with server.ephemeral_server(server.find_pg_ctl(None)) as pg:
+        before = [*PREREQUISITE_FILES, MIGRATION_0023]
         targets = {
-            "0024 absent": make_target(pg, "bench_absent", [*PREREQUISITES, MIGRATION_0023]),
-            "0024 deployed": make_target(pg, "bench_deployed", [*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION]),
+            "0024 absent": make_target(pg, "bench_absent", before),
+            "0024 deployed": make_target(pg, "bench_deployed", [*before, DEFAULT_MIGRATION]),
         }
         for label, dsn in targets.items():
             runs = [one_run(dsn) for _ in range(RUNS)]

@@ -181,7 +181,7 @@ def test_file_runs_on_the_target_within_the_lock_budget(
 # --- Supabase linter (splinter) rules ---------------------------------------------------
 
 
-def findings_of(rule: lint.Rule, migrated: psycopg.Connection, migration_state: MigrationState) -> str:
+def findings_of(rule: lint.LintRule, migrated: psycopg.Connection, migration_state: MigrationState) -> str:
     """The findings 0024 brings (not those the database had before it), one per line."""
     return "\n".join(lint.new_findings(rule, migrated, migration_state.lint_before[rule.__name__]))
 
@@ -226,7 +226,7 @@ INFO_RULES = (lint.unindexed_foreign_keys, lint.rls_enabled_no_policy)
 @pytest.mark.separate_causes  # each rule is its own finding, with its own fix
 @pytest.mark.parametrize("rule", LINT_RULES)
 def test_linter_rule_finds_nothing_new(
-    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.Rule, recommendation
+    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.LintRule, recommendation
 ) -> None:
     """A Supabase linter (splinter) rule rated ERROR or WARN finds nothing in what 0024 adds; INFO findings
     are listed as recommendations."""

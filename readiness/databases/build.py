@@ -22,7 +22,7 @@ from readiness.rules import lint
 from readiness.schema import snapshot
 from readiness.schema.apply import ApplyError, apply_file
 from readiness.schema.deployment import TargetState
-from readiness.schema.files import MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from readiness.schema.prerequisites import evidence_of_0023, missing_prerequisites
 from readiness.schema.snapshot import Snapshot
 
@@ -72,7 +72,7 @@ def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeout
     DatabaseJanitor(user=user, host=host, port=port, dbname=dbname).init()
     conninfo = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=dbname)
     with connect(conninfo, timeouts) as conn:
-        for path in [*PREREQUISITES, MIGRATION_0023]:
+        for path in [*PREREQUISITE_FILES, MIGRATION_0023]:
             apply_file(conn, path)
             conn.commit()
     return conninfo

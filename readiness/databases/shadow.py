@@ -68,7 +68,7 @@ FROM pg_constraint WHERE conrelid = %s AND conparentid = 0 AND NOT (contype = 'c
   AND contype IN ('p', 'u', 'c', 'x', 'f') ORDER BY contype <> 'p', conname
 """
 # Indexes that no constraint makes, and that are not a partition's part of an index of its parent.
-INDEXES = """
+INDEXES_SQL = """
 SELECT pg_get_indexdef(i.indexrelid)
 FROM pg_index i
 WHERE i.indrelid = %s AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
@@ -79,7 +79,7 @@ TRIGGERS = """
 SELECT pg_get_triggerdef(t.oid), t.tgname, t.tgenabled::text, t.tgfoid
 FROM pg_trigger t WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY t.tgname
 """
-POLICIES = """
+POLICIES_SQL = """
 SELECT policyname, permissive, cmd, roles::text[], qual, with_check
 FROM pg_policies WHERE schemaname = %s AND tablename = %s ORDER BY policyname
 """
@@ -236,7 +236,7 @@ class Reader:
                         table, sql.Identifier(conname), sql.SQL(definition)))  # fmt: skip
             if not is_partition:  # pg_get_indexdef says ON ONLY for a partitioned table's: made ON it, it covers all
                 after += [sql.SQL(definition.replace(" ON ONLY ", " ON ", 1))
-                          for (definition,) in self.conn.execute(INDEXES, (oid,))]  # fmt: skip
+                          for (definition,) in self.conn.execute(INDEXES_SQL, (oid,))]  # fmt: skip
             after += self.triggers(oid, table)
             if rls:
                 after.append(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
@@ -279,7 +279,7 @@ class Reader:
 
     def policies(self, schema: str, name: str, table: sql.Composable) -> list[sql.Composable]:
         statements: list[sql.Composable] = []
-        for policy, permissive, command, roles, qual, check in self.conn.execute(POLICIES, (schema, name)):
+        for policy, permissive, command, roles, qual, check in self.conn.execute(POLICIES_SQL, (schema, name)):
             self.roles.update(role for role in roles if role != "public")
             for expression in (qual, check):
                 self.function_names |= reach.expression(self.conn, expression).functions

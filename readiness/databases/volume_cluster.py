@@ -25,7 +25,7 @@ from readiness.postgres import cache, interrupt, server
 from readiness.postgres.connection import Timeouts, connect
 from readiness.schema import column_roles
 from readiness.schema.apply import apply_file
-from readiness.schema.files import MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 
 DBNAME = "readiness_volume"
 READY = "ready"
@@ -96,7 +96,7 @@ class VolumeHandle:
 
 def cache_entry(pg_ctl: Path, migration: Path, rows: int, columns: Path | None = None) -> Path:
     """The cache entry of the volume `migration` (with its --columns file) makes at `rows` rows on this server."""
-    inputs = [*PREREQUISITES, MIGRATION_0023, migration, Path(volume.__file__), *([columns] if columns else [])]
+    inputs = [*PREREQUISITE_FILES, MIGRATION_0023, migration, Path(volume.__file__), *([columns] if columns else [])]
     return cache.volume_entry(server.server_version(pg_ctl), rows, inputs)
 
 

@@ -18,7 +18,7 @@ from readiness.schema.catalog import qualified_names
 
 # --- Supabase linter (splinter) rules ---------------------------------------------------
 
-Rule = Callable[[Connection], list[str]]
+LintRule = Callable[[Connection], list[str]]
 API_ROLES = ("anon", "authenticated")  # the roles PostgREST runs requests as, subject to RLS
 ANY_TABLE_PRIVILEGE = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
 
@@ -270,7 +270,7 @@ def rls_policy_always_true(conn: Connection) -> list[str]:
     ]
 
 
-RULES: dict[str, Rule] = {
+RULES: dict[str, LintRule] = {
     rule.__name__: rule
     for rule in (
         rls_disabled_in_public,
@@ -288,6 +288,6 @@ RULES: dict[str, Rule] = {
 }
 
 
-def new_findings(rule: Rule, after: Connection, existing: Collection[str]) -> list[str]:
+def new_findings(rule: LintRule, after: Connection, existing: Collection[str]) -> list[str]:
     """What `rule` finds on `after` (0024 applied) that was not `existing` before it."""
     return [finding for finding in rule(after) if finding not in existing]

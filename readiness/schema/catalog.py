@@ -50,7 +50,7 @@ WHERE c.conrelid = %s::regclass AND c.contype = 'p'
 """
 
 # confdeltype: a no action, r restrict, c cascade, n set null, d set default
-FOREIGN_KEYS = """
+FOREIGN_KEYS_SQL = """
 SELECT (SELECT string_agg(a.attname, ', ' ORDER BY k.ord)
         FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
@@ -67,7 +67,7 @@ SELECT CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' WHEN 'h' THEN
 FROM pg_partitioned_table p WHERE p.partrelid = %s::regclass
 """
 
-INDEXES = """
+INDEXES_SQL = """
 SELECT ci.relname, ct.relname,
        array(SELECT pg_get_indexdef(i.indexrelid, k + 1, true)
                     || CASE WHEN i.indoption[k] & 1 = 1 THEN ' DESC' ELSE '' END
@@ -92,7 +92,7 @@ FROM pg_class c WHERE c.relname = %s AND c.relkind IN ('i', 'I') ORDER BY c.oid 
 
 RLS_ENABLED = "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass"
 
-POLICIES = """
+POLICIES_SQL = """
 SELECT policyname, tablename, cmd, roles::text[], permissive = 'PERMISSIVE', qual, with_check
 FROM pg_policies WHERE schemaname = 'public' AND tablename = ANY(%s)
 """
@@ -192,14 +192,14 @@ def primary_key(conn: Connection, table: str) -> tuple[str, ...]:
 
 
 def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:
-    return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS, (qualified(table),)))
+    return frozenset(ForeignKey(*row) for row in conn.execute(FOREIGN_KEYS_SQL, (qualified(table),)))
 
 
 def indexes(conn: Connection, tables: list[str]) -> dict[str, Index]:
     """Index name -> its definition, for the non-primary-key indexes of `tables` (partitioned parents included)."""
     return {
         name: Index(table, tuple(columns), predicate, unique, method)
-        for name, table, columns, predicate, unique, method in conn.execute(INDEXES, (tables,))
+        for name, table, columns, predicate, unique, method in conn.execute(INDEXES_SQL, (tables,))
     }
 
 
@@ -231,7 +231,7 @@ def qualified_names(conn: Connection) -> Iterator[None]:
 def policies(conn: Connection, tables: list[str]) -> dict[str, Policy]:
     """Policy name -> the policy on one of `tables`, its expressions as PostgreSQL prints them, names qualified."""
     with qualified_names(conn):
-        rows = conn.execute(POLICIES, (tables,)).fetchall()
+        rows = conn.execute(POLICIES_SQL, (tables,)).fetchall()
     return {
         name: Policy(table, cmd, tuple(sorted(roles)), permissive, qual, check)
         for name, table, cmd, roles, permissive, qual, check in rows

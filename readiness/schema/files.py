@@ -3,7 +3,7 @@ rollback."""
 
 from readiness import SQL_DIR
 
-PREREQUISITES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
+PREREQUISITE_FILES = sorted((SQL_DIR / "prerequisites").glob("*.sql"))
 # cluster-wide: anon, authenticated, service_role
 SUPABASE_ROLES_SQL = SQL_DIR / "prerequisites" / "00_supabase_roles.sql"
 MIGRATION_0023 = SQL_DIR / "migrations" / "0023_sync_infrastructure.sql"

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITE_FILES
 from tests.suite.helpers import mutate_rollback
 from tests.suite.targets import state_of
 
 pytestmark = pytest.mark.suite
 
-DEPLOYED = (*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION)
+DEPLOYED = (*PREREQUISITE_FILES, MIGRATION_0023, DEFAULT_MIGRATION)
 # Tenants' rows on a deployed target: 20 organisations with a user each, 120,000 log rows (task 3 judges plans
 # from 100,000), every user's rows spread over the last 5 days.
 TENANTS = """
@@ -48,7 +48,7 @@ def test_deployed_and_matching_is_verified_in_place(readiness_run, target, tmp_p
     sequence of the target is advanced (organization with a bigserial column: the test rows are the shadow's),
     and the one lock moment is the rollback's dry run on the target."""
     serial = sql_file(tmp_path, "serial", "ALTER TABLE organization ADD COLUMN seq bigserial;")
-    dsn = target(*PREREQUISITES, MIGRATION_0023, serial, DEFAULT_MIGRATION)
+    dsn = target(*PREREQUISITE_FILES, MIGRATION_0023, serial, DEFAULT_MIGRATION)
     before = state_of(dsn)
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["verdict"] == "APPROVED" and run.exit_code == 0, run.output
@@ -74,7 +74,7 @@ def test_deployed_by_one_superuser_verified_by_another_is_approved(readiness_run
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'readiness_verifier') THEN "
         "CREATE ROLE readiness_verifier SUPERUSER LOGIN; END IF; END $$;"
     ))  # fmt: skip
-    dsn = target(*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION, verifier)
+    dsn = target(*PREREQUISITE_FILES, MIGRATION_0023, DEFAULT_MIGRATION, verifier)
     before = state_of(dsn)
     user = dsn.split("//", 1)[1].split(":", 1)[0]
     run = readiness_run(None, f"--dsn={dsn.replace(f'//{user}:', '//readiness_verifier:')}")
@@ -149,7 +149,7 @@ def test_partly_deployed_is_one_critical_cause_with_its_way_out(readiness_run, t
     ways out tried in the dry run; every other check BLOCKED by it; the target unchanged."""
     source = DEFAULT_MIGRATION.read_text()
     enums_only = sql_file(tmp_path, "enums", source[: source.index("CREATE TABLE sync_preview_cache")])
-    dsn = target(*PREREQUISITES, MIGRATION_0023, enums_only)
+    dsn = target(*PREREQUISITE_FILES, MIGRATION_0023, enums_only)
     before = state_of(dsn)
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["verdict"] == "NOT APPROVED" and run.exit_code == 1, run.output
@@ -220,7 +220,7 @@ def test_partly_deployed_objects_that_differ_from_the_file_are_shown(readiness_r
     """A deploy that stopped after an enum made with another label: the one CRITICAL cause shows both sides."""
     source = DEFAULT_MIGRATION.read_text()
     first_enum = source[: source.index("CREATE TYPE sync_action")].replace("'custom'", "'custom', 'magento'")
-    dsn = target(*PREREQUISITES, MIGRATION_0023, sql_file(tmp_path, "enum", first_enum))
+    dsn = target(*PREREQUISITE_FILES, MIGRATION_0023, sql_file(tmp_path, "enum", first_enum))
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["target_state"] == "partial", run.output
     message = run.signoff["blocking_issues"][0]["message"]

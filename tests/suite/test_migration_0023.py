@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from readiness.schema.files import DEFAULT_MIGRATION, PREREQUISITES
+from readiness.schema.files import DEFAULT_MIGRATION, PREREQUISITE_FILES
 from readiness.schema.prerequisites import evidence_of_0023
 
 pytestmark = pytest.mark.suite
@@ -37,7 +37,7 @@ HISTORIES = [
 @pytest.fixture
 def database(target) -> psycopg.Connection:  # type: ignore[no-untyped-def]
     """A database with the report's prerequisites and no 0023, in a transaction rolled back afterwards."""
-    with psycopg.connect(target(*PREREQUISITES)) as conn:
+    with psycopg.connect(target(*PREREQUISITE_FILES)) as conn:
         yield conn
         conn.rollback()
 

@@ -18,13 +18,14 @@ from psycopg import sql
 
 from readiness.postgres import server
 from readiness.schema.apply import apply_file
-from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITE_FILES
 from tests.suite.targets import PASSWORD, state_of
 
 pytestmark = pytest.mark.suite
 
 PLATFORMS = Path(__file__).parent / "platforms"
-ORGANIZATION, USERS_EXTENDED = PREREQUISITES[1], PREREQUISITES[2]  # the report's Steps 1 and 2, no grant in them
+# The report's Steps 1 and 2, no grant in them.
+ORGANIZATION, USERS_EXTENDED = PREREQUISITE_FILES[1], PREREQUISITE_FILES[2]
 GRANT = "GRANT SELECT ON auth.users_extended TO authenticated;"
 # Another team's 0023 with no sync% table, recorded in the Supabase CLI's history under its number.
 RECORDED_0023 = """
@@ -177,7 +178,7 @@ def test_neon_with_the_dbas_prerequisites_and_own_0023_is_approved(readiness_run
     """Neon: the owner is no superuser and there is no auth schema until the DBA adds the prerequisites and the
     auth.uid() shim; their 0023 names its tables otherwise than ours. APPROVED; the sign-off names the tables
     Step 3 found, and our own 0023's table is a difference, never blocking."""
-    steps = [("neondb_owner", path) for path in (*PREREQUISITES, PLATFORMS / "their_0023.sql")]
+    steps = [("neondb_owner", path) for path in (*PREREQUISITE_FILES, PLATFORMS / "their_0023.sql")]
     dsn = neon.make(*steps)
     before = state_of(dsn)
     run = readiness_run(None, f"--dsn={dsn}")
@@ -197,7 +198,7 @@ def test_neon_deployed_by_its_owner_verified_by_another_role(readiness_run, neon
     read the prerequisites: a usage error naming the GRANT. With it: APPROVED, no drift; the rollback cannot run on
     the target as a role that does not own its tables, which is said (never blocking), since the shadow ran it as
     the owner; the plans on the target's rows, which it may not read, are N/A."""
-    steps = [("neondb_owner", path) for path in (*PREREQUISITES, MIGRATION_0023, DEFAULT_MIGRATION)]
+    steps = [("neondb_owner", path) for path in (*PREREQUISITE_FILES, MIGRATION_0023, DEFAULT_MIGRATION)]
     owner_dsn = neon.make(*steps)
     reviewer_dsn = owner_dsn.replace("//neondb_owner:", "//reviewer:")
     refused = readiness_run(None, f"--dsn={reviewer_dsn}")

@@ -15,7 +15,7 @@ from pytest_postgresql.executors import PostgreSQLExecutor
 from readiness import SQL_DIR
 from readiness.postgres import interrupt
 from readiness.schema.apply import first_reference
-from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import DEFAULT_MIGRATION, MIGRATION_0023, PREREQUISITE_FILES
 from tests.suite.targets import OPERATIONAL, PASSWORD, state_of
 
 pytestmark = pytest.mark.suite
@@ -75,7 +75,7 @@ def test_production_lookalike_is_blocked_as_in_the_report(readiness_run, target,
 
 def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readiness_run, target, tmp_path) -> None:
     """The same database once prerequisites and 0023 are applied: APPROVED, and identical before and after the run."""
-    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
     before = state_of(dsn)
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["verdict"] == "APPROVED", run.output
@@ -96,7 +96,7 @@ def test_lookalike_with_prerequisites_and_0023_is_approved_without_residue(readi
 
 def test_organisation_without_auth_is_blocked(readiness_run, target) -> None:
     """organization present but no auth schema: the two auth prerequisites are the CRITICAL blockers."""
-    dsn = target(OPERATIONAL, SQL_DIR / "prerequisites" / "00_supabase_roles.sql", PREREQUISITES[1])
+    dsn = target(OPERATIONAL, SQL_DIR / "prerequisites" / "00_supabase_roles.sql", PREREQUISITE_FILES[1])
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["verdict"] == "NOT APPROVED"
     missing = [
@@ -108,7 +108,7 @@ def test_organisation_without_auth_is_blocked(readiness_run, target) -> None:
 
 def test_prerequisites_without_0023_fail_task_1_only(readiness_run, target) -> None:
     """Prerequisites present but 0023 missing: task 1 FAIL naming 0023, every other task still verified."""
-    dsn = target(OPERATIONAL, *PREREQUISITES)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES)
     run = readiness_run(None, f"--dsn={dsn}")
     assert run.signoff["verdict"] == "NOT APPROVED"
     assert run.statuses()[1] == "FAIL" and "0023" in run.task(1)["comments"], run.output
@@ -117,7 +117,7 @@ def test_prerequisites_without_0023_fail_task_1_only(readiness_run, target) -> N
 
 def test_migration_failing_midway_leaves_nothing(readiness_run, target) -> None:
     """A migration that fails after creating its enums leaves the target exactly as it was."""
-    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
     before = state_of(dsn)
     broken = DEFAULT_MIGRATION.read_text().replace(
         "CREATE TABLE sync_progress (", "CREATE TABLE sync_progress (\n    x nosuchtype,"
@@ -132,7 +132,7 @@ def test_lock_held_on_organization_is_reported_without_hanging(readiness_run, ta
     """Another session writing organization in an open transaction: reported as in 0024's way; the dry run on the
     target, which needs a lock that session's write conflicts with, is never had within the budget and is said
     so ("could not be checked on the target without stalling it"): not blocking by itself, never a wait."""
-    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
     with psycopg.connect(dsn) as holder:
         holder.execute("INSERT INTO organization (name) VALUES ('held by a long transaction')")
         run = readiness_run(None, f"--dsn={dsn}")
@@ -214,7 +214,7 @@ def test_wrong_password_is_clear(readiness_run, pg_server: PostgreSQLExecutor, p
 def test_connection_lost_mid_run_ends_clearly_and_leaves_nothing(readiness_run, target, pg_server, tmp_path) -> None:
     """The target drops the suite's connection once the run has read it (held there, then let go on): a clear
     NOT APPROVED end (exit 4), and the target unchanged."""
-    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
     before = state_of(dsn)
     database = dsn.rsplit("/", 1)[1]
     phases, resume = tmp_path / "phases", tmp_path / "resume"

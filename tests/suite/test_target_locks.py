@@ -19,7 +19,7 @@ import pytest
 
 from readiness import PROJECT_ROOT
 from readiness.postgres import cache, interrupt, process_group
-from readiness.schema.files import MIGRATION_0023, PREREQUISITES
+from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from tests.suite.helpers import NESTED_VOLUME
 from tests.suite.targets import OPERATIONAL, state_of
 
@@ -62,7 +62,7 @@ def test_a_run_holds_no_stalling_lock_outside_its_moments(
 ) -> None:
     """Held at a moment it announces, the run holds on the target's tables no lock that stalls row writes; held
     inside its lock moment, exactly the locks it claims; then it goes on to APPROVED, leaving nothing."""
-    dsn = target(OPERATIONAL, *PREREQUISITES, MIGRATION_0023)
+    dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
     before = state_of(dsn)
     output, phases, resume = tmp_path / "output.txt", tmp_path / "phases.txt", tmp_path / "resume"
     env = {**os.environ, cache.ROOT_ENV: str(nested_cache), interrupt.PHASES_ENV: str(phases),
