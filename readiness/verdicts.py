@@ -58,6 +58,7 @@ class Issue:
     checks: int = 1  # the checks this cause failed or blocked
     tasks: tuple[int, ...] = ()  # the validation tasks they belong to
     requirement: str | None = None  # the ledger id of what it breaks (readiness.schema.ledger)
+    rule: str | None = None  # its own rule id (squawk:<rule>, splinter:<rule>), else its requirement's
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Issue:
@@ -82,6 +83,8 @@ class Recorded:
     recommendations: list[Issue] = field(default_factory=list)
     differences: list[DesignDifference] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
+    settled: list[tuple[Issue, Any]] = field(default_factory=list)  # findings its rule settled (squawk's own
+    # config or comments, a setting of the deploy): each with its readiness.rules.decisions.Decision
 
 
 @dataclass

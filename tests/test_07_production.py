@@ -23,7 +23,7 @@ from readiness.rules import lint, locks, squawk
 from readiness.schema import catalog, expected
 from readiness.schema.apply import ApplyError, apply_file
 from readiness.schema.prerequisites import evidence_of_0023
-from readiness.verdicts import blocked, not_applicable
+from readiness.verdicts import Issue, blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
 
@@ -226,16 +226,21 @@ INFO_RULES = (lint.unindexed_foreign_keys, lint.rls_enabled_no_policy)
 @pytest.mark.separate_causes  # each rule is its own finding, with its own fix
 @pytest.mark.parametrize("rule", LINT_RULES)
 def test_linter_rule_finds_nothing_new(
-    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.LintRule, recommendation
+    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.LintRule, recommendation, blocking_issue
 ) -> None:
     """A Supabase linter (splinter) rule rated ERROR or WARN finds nothing in what 0024 adds; INFO findings
     are listed as recommendations."""
     found = findings_of(rule, migrated, migration_state)
     if rule in INFO_RULES:
         for finding in found.splitlines():
-            recommendation("LOW", f"splinter {rule.__name__} (INFO): {finding}", "migration 0024")
+            recommendation("LOW", f"splinter {rule.__name__} (INFO): {finding}", "migration 0024",
+                           rule=f"splinter:{rule.__name__}")  # fmt: skip
         return
-    assert found == "", f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n{found}"
+    message = f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n{found}"
+    if found:
+        blocking_issue({"severity": "HIGH", "message": message, "location": "migration 0024",
+                        "rule": f"splinter:{rule.__name__}"})  # fmt: skip
+    assert found == "", message
 
 
 # --- lock footprint (eugene) ------------------------------------------------------------
@@ -261,27 +266,52 @@ def server_version(conn: psycopg.Connection) -> str:
     return f"{number // 10000}.{number % 10000}"
 
 
+@pytest.fixture(scope="session")
+def deploy_timeouts(
+    readonly_connection: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config
+) -> dict[str, tuple[str, str]]:
+    """The timeouts the deploy sets itself: on its role or database (read from the database under test), or, as
+    the decisions file's [deploy] says, on its connection. setting -> (value, where it is set)."""
+    role = migration_state.deploying_role or readonly_connection.info.user
+    with readonly_connection.transaction(force_rollback=True):
+        found = catalog.role_timeouts(readonly_connection, role)
+    decided = pytestconfig.option.decisions
+    for name, value in decided.deploy.items():
+        found[name] = (value, f"by the deploy's connection ([deploy] of {decided.path.name})")
+    return found
+
+
 @pytest.mark.enforces("rule.squawk")
 @pytest.mark.separate_causes  # the migration and its rollback are two files, each with its own fix
 @pytest.mark.check(DEPLOYMENT_SAFE)
 @pytest.mark.parametrize("kind", ["migration", "rollback"])
 def test_squawk_finds_nothing_blocking(
     kind: str, migration: Path, rollback: Path, footprint: locks.Footprint, readonly_db: psycopg.Connection,
-    recommendation, record_figure,
+    deploy_timeouts, recommendation, record_figure, blocking_issue, settled,
 ) -> None:  # fmt: skip
-    """squawk finds nothing its rule table (rules/squawk_rules.toml) calls blocking in 0024 or its rollback."""
+    """squawk finds nothing its rule table (rules/squawk_rules.toml) calls blocking in 0024 or its rollback, but
+    what the team settled: its .squawk.toml, its squawk-ignore comments, timeouts its deploy sets itself."""
     path = migration if kind == "migration" else rollback
     try:
-        findings = squawk.lint(path, server_version(readonly_db), kind, bool(footprint.blocks_writes()))
+        locks_existing = bool(footprint.blocks_writes())
+        findings = squawk.lint(path, server_version(readonly_db), kind, locks_existing, deploy_timeouts)
     except squawk.SquawkUnavailable as error:
         blocked(str(error))
+    blocking = []
     for finding in findings:
-        if finding.decision == squawk.RECOMMENDATION:
-            recommendation("MEDIUM", f"squawk {finding.rule}: {finding.message} ({finding.why})", finding.location)
+        rule = f"squawk:{finding.rule}"
+        if finding.settled is not None:
+            settled(Issue("HIGH" if finding.decision == squawk.BLOCKING else "MEDIUM", str(finding), finding.location,
+                          requirement="rule.squawk", rule=rule), finding.settled)  # fmt: skip
+        elif finding.decision == squawk.RECOMMENDATION:
+            message = f"squawk {finding.rule}: {finding.message} ({finding.why})"
+            recommendation("MEDIUM", message, finding.location, rule=rule)
+        elif finding.decision == squawk.BLOCKING:
+            blocking.append(str(finding))
+            blocking_issue({"severity": "HIGH", "message": str(finding), "location": finding.location, "rule": rule})
     not_applicable = [f"{f.location} {f.rule}: {f.why}" for f in findings if f.decision == squawk.NOT_APPLICABLE]
     if not_applicable:
         record_figure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))
-    blocking = [str(finding) for finding in findings if finding.decision == squawk.BLOCKING]
     assert blocking == [], f"squawk on the {kind} ({path.name}):\n" + "\n".join(blocking)
 
 

@@ -11,11 +11,12 @@ import pytest
 from readiness.acting import factories
 from readiness.acting.factories import Tenant
 from readiness.databases.build import MigrationState
-from readiness.plugin.outcomes import recorded
+from readiness.plugin.outcomes import recorded, requirement_of
 from readiness.report.signoff import SIGNOFF_KEY
 from readiness.rules import privileges
 from readiness.rules.causes import CAUSES_KEY, Causes, rls_cause
 from readiness.rules.causes import find as find_causes
+from readiness.rules.decisions import Decision
 from readiness.schema import column_roles
 from readiness.verdicts import DesignDifference, Issue, blocked
 
@@ -37,12 +38,26 @@ def blocking_issue(request: pytest.FixtureRequest, migration_state: MigrationSta
 
 
 @pytest.fixture
-def recommendation(request: pytest.FixtureRequest) -> Callable[[str, str, str], None]:
-    """Record a recommendation (MEDIUM or LOW: severity, message, location) the sign-off lists; never blocking."""
+def recommendation(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a recommendation (MEDIUM or LOW: severity, message, location; its rule id, else the check's
+    requirement's) the sign-off lists; never blocking."""
 
-    def record(severity: str, message: str, location: str) -> None:
+    def record(severity: str, message: str, location: str, rule: str | None = None) -> None:
         assert severity in ("MEDIUM", "LOW"), f"a recommendation is MEDIUM or LOW, not {severity}"
-        recorded(request.node).recommendations.append(Issue(severity, message, location))
+        requirement = requirement_of(request.node)
+        recorded(request.node).recommendations.append(Issue(severity, message, location, requirement=requirement,
+                                                            rule=rule))  # fmt: skip
+
+    return record
+
+
+@pytest.fixture
+def settled(request: pytest.FixtureRequest) -> Callable[[Issue, Decision], None]:
+    """Record a finding the check's own rule settled (squawk's config or comment, a setting of the deploy): listed
+    under the accepted risks with its decision, never blocking."""
+
+    def record(issue: Issue, decision: Decision) -> None:
+        recorded(request.node).settled.append((issue, decision))
 
     return record
 

@@ -8,6 +8,7 @@ signoff.json and junit.xml.
 from __future__ import annotations
 
 import json
+import os
 from html import escape
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from readiness.acting import auth
 from readiness.plugin import markers, options, outcomes
 from readiness.postgres import interrupt
+from readiness.report import code_scanning
 from readiness.report.markdown import signoff_markdown
 from readiness.report.render import signoff_html, terminal_table
 from readiness.report.signoff import SIGNOFF_KEY, SignOff
@@ -24,6 +26,7 @@ from readiness.schema.apply import meta_commands
 from readiness.verdicts import BLOCKED, DIFFERS, FAILED, Issue, Outcome
 
 EXIT_NOT_APPROVED = 1
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions' job summary, a Markdown file appended to
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     interrupt.install()
     options.validate(config)
     options.place_reports(config)
-    signoff = SignOff(config.option.migration, config.option.rollback)
+    signoff = SignOff(config.option.migration, config.option.rollback, decisions=config.option.decisions)
     skipped = meta_commands(config.option.migration) + meta_commands(config.option.rollback)
     if skipped:
         signoff.environment["psql meta-commands skipped (they change nothing in the database)"] = "; ".join(skipped)
@@ -95,6 +98,8 @@ class SignOffReporter:
         recorded = outcomes.recorded_of(data)
         for issue in recorded.recommendations:
             self.signoff.recommendations[issue] = None
+        for issue, decision in recorded.settled:
+            self.signoff.settled[issue] = decision
         for difference in recorded.differences:
             self.signoff.design_differences[difference.subject] = difference
         self.signoff.figures.update(recorded.figures)
@@ -113,6 +118,8 @@ class SignOffReporter:
                 "recommendations": [issue.__dict__ for issue in self.signoff.recommendations],
             }
             return
+        if self.config.option.collectonly:
+            return  # no check ran: the last sign-off stays (place_reports pointed pytest's own reports elsewhere)
         try:
             interrupt.announce(interrupt.SIGNOFF_WRITING)
             self.write(self.config.option.report_dir)
@@ -122,18 +129,34 @@ class SignOffReporter:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         elif options.is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
             session.exitstatus = EXIT_NOT_APPROVED
+        elif options.is_readiness_run(self.config) and exitstatus == pytest.ExitCode.TESTS_FAILED and self.approved():
+            session.exitstatus = pytest.ExitCode.OK
+
+    def approved(self) -> bool:
+        """APPROVED with every failed check's findings accepted on the record: the run's exit status is 0."""
+        failed = {t.nodeid for t in self.signoff.outcomes.values() if t.status == FAILED}
+        return self.signoff.verdict == "APPROVED" and failed <= self.signoff.accepted_checks
 
     def write(self, report_dir: Path) -> None:
-        """signoff.json and readiness.md, each whole or not at all."""
+        """signoff.json, readiness.md, readiness.sarif and codequality.json, each whole or not at all; under GitHub
+        Actions, the Markdown sign-off in the job's summary too."""
         rollback = self.signoff.rollback
         rollback_sql = rollback.read_text(encoding="utf-8") if rollback.is_file() else ""
+        markdown = signoff_markdown(self.signoff, rollback_sql)
+        root = Path.cwd()  # where CI checked the repository out: code scanning's paths are relative to it
         for name, text in (
             ("signoff.json", json.dumps(self.signoff.to_json(), indent=2) + "\n"),
-            ("readiness.md", signoff_markdown(self.signoff, rollback_sql)),
+            ("readiness.md", markdown),
+            ("readiness.sarif", json.dumps(code_scanning.sarif(self.signoff, root), indent=2) + "\n"),
+            ("codequality.json", json.dumps(code_scanning.codequality(self.signoff, root), indent=2) + "\n"),
         ):
             partial = report_dir / f".{name}.partial"
             partial.write_text(text)
             partial.replace(report_dir / name)
+        summary = os.environ.get(STEP_SUMMARY_ENV)
+        if summary and options.is_readiness_run(self.config):
+            with open(summary, "a", encoding="utf-8") as step_summary:
+                step_summary.write(markdown + "\n")
 
     def pytest_testnodedown(self, node, error) -> None:  # type: ignore[no-untyped-def]
         recorded = getattr(node, "workeroutput", {}).get("readiness", {})
@@ -143,11 +166,18 @@ class SignOffReporter:
             self.signoff.recommendations[Issue.of(issue)] = None
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        if self.config.option.collectonly:
+            terminalreporter.write_line(
+                f"readiness: no check ran (--collect-only): the last sign-off in {self.config.option.report_dir}/ "
+                "is left as it was."
+            )
+            return
         terminalreporter.section("migration 0024 readiness sign-off")
         for line in terminal_table(self.signoff):
             terminalreporter.write_line(line)
         terminalreporter.write_line(
-            f"reports: {self.config.option.report_dir}/ readiness.html readiness.md signoff.json junit.xml"
+            f"reports: {self.config.option.report_dir}/ readiness.html readiness.md signoff.json junit.xml "
+            "readiness.sarif codequality.json"
         )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from readiness import PROJECT_ROOT
 from readiness.errors import ReadinessUsageError
+from readiness.rules import decisions
 from readiness.rules.budget import DEFAULT_BUDGET_MS
 from readiness.schema import column_roles
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
@@ -47,6 +48,13 @@ def add(parser: pytest.Parser) -> None:
         help="a table (schema.table) whose presence shows migration 0023 applied, for a layout neither the report's "
         "Step 3 query (a sync%% table) nor a known migration history finds",
     )
+    group.addoption(
+        "--decisions",
+        type=Path,
+        default=None,
+        help="TOML file of the team's decisions: findings accepted with a reason, by whom and until when "
+        "(default: readiness.toml beside the migration, if there is one; README, 'Decisions')",
+    )
     group.addoption("--lock-timeout", type=int, default=2000, help="lock_timeout in ms for every connection")
     group.addoption(
         "--lock-budget",
@@ -63,7 +71,7 @@ def is_readiness_run(config: pytest.Config) -> bool:
 
 
 # The plugin's options that take a path or a URL: typed with a space, pytest may take the value for a test path.
-VALUE_OPTIONS = ("--migration", "--rollback", "--report-dir", "--columns", "--dsn", "--postgresql-exec")
+VALUE_OPTIONS = ("--migration", "--rollback", "--report-dir", "--columns", "--decisions", "--dsn", "--postgresql-exec")
 REEXEC_ENV = "READINESS_REEXEC"
 
 
@@ -111,6 +119,10 @@ def validate(config: pytest.Config) -> None:
             column_roles.read_overrides(config.option.columns)
         except ReadinessUsageError as error:
             raise pytest.UsageError(str(error)) from None
+    try:
+        config.option.decisions = decisions.load(decisions.find(config.option.migration, config.getoption("decisions")))
+    except ReadinessUsageError as error:
+        raise pytest.UsageError(str(error)) from None
     if config.getoption("lock_budget") < 50:
         raise pytest.UsageError(
             f"--lock-budget={config.getoption('lock_budget')}: give the longest a lock moment on the target may last, "
@@ -130,6 +142,8 @@ def place_reports(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--report-dir {report_dir} is a file: give a directory for the reports.")
     report_dir.mkdir(parents=True, exist_ok=True)
     config.option.report_dir = report_dir
+    if config.option.collectonly:
+        return  # no check runs: pytest-html and junitxml write where they were told, if anywhere, not over the sign-off
     # Before pytest-html and junitxml read them: the reports land beside signoff.json.
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
         config.option.htmlpath = str(report_dir / "readiness.html")

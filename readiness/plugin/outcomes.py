@@ -25,6 +25,7 @@ from _pytest.outcomes import Skipped
 from readiness.acting import auth
 from readiness.report.signoff import task_of
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
+from readiness.rules.decisions import Decision
 from readiness.schema import ledger
 from readiness.schema.apply import ApplyError
 from readiness.verdicts import (
@@ -59,6 +60,7 @@ def recorded_of(data: dict[str, Any]) -> Recorded:
         [Issue.of(issue) for issue in raw.get("recommendations", [])],
         [DesignDifference(**difference) for difference in raw.get("differences", [])],
         dict(raw.get("figures", {})),
+        [(Issue.of(issue), Decision(**decision)) for issue, decision in raw.get("settled", [])],
     )
 
 

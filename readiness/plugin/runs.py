@@ -217,4 +217,5 @@ def record_findings(signoff: SignOff, rule: str, findings: frozenset[str]) -> No
     """A linter rule's findings on the database before 0024, as LOW recommendations."""
     for finding in sorted(findings):
         message = f"before 0024, splinter {rule}: {finding}"
-        signoff.recommendations[Issue("LOW", message, "the database before 0024 (not 0024's)")] = None
+        issue = Issue("LOW", message, "the database before 0024 (not 0024's)", rule=f"splinter:{rule}")
+        signoff.recommendations[issue] = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from readiness.report.render import EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
+from readiness.report.render import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 
 MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
+CHECK_MARKS = {"PASS": "✓ PASS", "ACCEPTED": "⚠ ACCEPTED"}  # a readiness row; any other is ❌
 HEADLINE = {
     "PASS": "PASSED ✓",
     "FAIL": "FAILED ❌",
@@ -59,18 +60,23 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
             "",
         ]
     lines += ["### Blocking Issues", ""]
-    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)})"
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)}; rule `{issue.rule}`)"
               + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
               for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Recommendations (not blocking)", ""]
-    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`)" for i, issue in
-              enumerate(signoff.recommendations, 1)] or ["None."]  # fmt: skip
+    lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; rule `{issue.rule}`)" for i, issue in
+              enumerate(signoff.listed_recommendations, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Accepted risks", ""]
+    if signoff.accepted:
+        lines += ["| Finding | Accepted | Reason | By | Until | Decided in |", "|---|---|---|---|---|---|"]
+    lines += [f"| {cell(issue.message)} | `{d.finding}` | {cell(d.reason)} | {cell(d.by)} | {d.until or 'no expiry'} | "
+              f"`{cell(d.source)}` ({DECIDED_BY[d.kind]}) |" for issue, d in signoff.accepted] or ["None."]  # fmt: skip
     lines += ["", "### Differences from the project's design (informational)", ""]
     lines += [f"- **{cell(d.subject)}**: the project's 0024 has {cell(d.design)}; this migration has {cell(d.found)}"
               for d in signoff.design_differences.values()] or ["None."]  # fmt: skip
     lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
     lines += [
-        f"| {name} | {'✓ PASS' if status == 'PASS' else '❌ ' + status} |" for name, status in signoff.checks.items()
+        f"| {name} | {CHECK_MARKS.get(status, '❌ ' + status)} |" for name, status in signoff.checks.items()
     ]
     lines += ["", f"**Production Readiness:** {signoff.verdict}", ""]
     if any(signoff.checks.get(name) == "FAIL" for name in PREREQUISITE_CHECKS):

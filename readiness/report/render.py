@@ -14,6 +14,7 @@ PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR /
 
 STATUS_COLOURS = {
     "PASS": "#1a7f37",
+    "ACCEPTED": "#9a6700",
     "FAIL": "#cf222e",
     "BLOCKED": "#bc4c00",
     "N/A": "#57606a",
@@ -68,11 +69,28 @@ def issues_table(heading: str, issues: Iterable[Issue], counted: bool = True) ->
     severity, message, location."""
     rows = [
         [badge(i.severity), escape(i.message), *([escape(affected(i)), escape(requirement_of(i))] if counted else []),
-         f"<code>{escape(i.location)}</code>"]
+         f"<code>{escape(i.location)}</code>", f"<code>{escape(i.rule or '')}</code>"]
         for i in issues
     ]  # fmt: skip
-    headers = ["Severity", heading, *(["Checks", "Requirement"] if counted else []), "Location"]
+    headers = ["Severity", heading, *(["Checks", "Requirement"] if counted else []), "Location", "Rule"]
     return table(headers, rows) if rows else "<p>None.</p>"
+
+
+def accepted_table(signoff: SignOff) -> str:
+    """The findings accepted on the record: each with its rule, reason, who decided, until when, and where."""
+    rows = [
+        [badge(issue.severity), escape(issue.message), f"<code>{escape(decision.finding)}</code>",
+         escape(decision.reason), escape(decision.by), escape(decision.until or "no expiry"),
+         f"<code>{escape(decision.source)}</code> ({escape(DECIDED_BY[decision.kind])})"]
+        for issue, decision in signoff.accepted
+    ]  # fmt: skip
+    headers = ["Severity", "Finding", "Accepted", "Reason", "By", "Until", "Decided in"]
+    return table(headers, rows) if rows else "<p>None.</p>"
+
+
+# Who settled an accepted finding (readiness.rules.decisions' kinds).
+DECIDED_BY = {"accepted": "the team's decisions file", "squawk": "squawk's own config or comment",
+              "satisfied": "a setting of the deploy"}  # fmt: skip
 
 
 def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
@@ -94,7 +112,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         issues_table("Issue", signoff.blocking_issues),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
-        issues_table("Recommendation", signoff.recommendations, counted=False),
+        issues_table("Recommendation", signoff.listed_recommendations, counted=False),
+        '<h3 id="accepted">Accepted risks</h3>',
+        "<p>Findings that no longer block, on the record: why, by whom, until when.</p>",
+        accepted_table(signoff),
         "<h3>Differences from the project's design</h3>",
         "<p>Where this migration chose otherwise than the project's own 0024, in what the report leaves open. "
         "Informational: none of these changes the verdict.</p>",
@@ -170,9 +191,13 @@ def terminal_table(signoff: SignOff) -> list[str]:
         lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
     for issue in signoff.blocking_issues:
         enforces = f"; breaks {issue.requirement}" if issue.requirement else ""
-        lines.append(f"{issue.severity}: {issue.message} ({issue.location}; {affected(issue)}{enforces})")
-    if signoff.recommendations:
-        lines.append(f"recommendations (not blocking): {len(signoff.recommendations)}, listed in the reports")
+        where = f"{issue.location}; {affected(issue)}{enforces}"
+        lines.append(f"{issue.severity} [{issue.rule}]: {issue.message} ({where})")
+    for issue, decision in signoff.accepted:
+        lines.append(f"accepted: {decision.finding} by {decision.by} until {decision.until or 'no expiry'} "
+                     f"({decision.source}): {issue.message[:80]}")  # fmt: skip
+    if signoff.listed_recommendations:
+        lines.append(f"recommendations (not blocking): {len(signoff.listed_recommendations)}, listed in the reports")
     if signoff.design_differences:
         lines.append(f"differences from the project's design (informational): {len(signoff.design_differences)}")
     if signoff.examples:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from readiness.rules import decisions
+from readiness.rules.decisions import Decision, Decisions, Judged
 from readiness.schema import ledger
 from readiness.verdicts import (
     BLOCKED,
@@ -72,6 +75,7 @@ class TaskResult:
     blocked: int = 0
     not_applicable: int = 0
     differs: int = 0  # checks of our design the migration chose otherwise: passed, listed
+    accepted: int = 0  # failed or blocked checks whose every finding the team accepted (rules.decisions)
     comments: str = ""
 
     @property
@@ -80,7 +84,7 @@ class TaskResult:
             return "FAIL"
         if self.blocked:
             return "BLOCKED"
-        if self.passed or self.differs:
+        if self.passed or self.differs or self.accepted:
             return "PASS"
         if self.not_applicable:
             return "N/A"
@@ -105,6 +109,9 @@ class SignOff:
     design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
     target_state: str = "ephemeral"  # or what a target held of 0024: absent, present, partial (schema.deployment)
     lock_moments: dict[str, object] = field(default_factory=dict)  # on a target: readiness.rules.budget's record
+    decisions: Decisions = field(default_factory=Decisions)  # the team's, from the decisions file
+    settled: dict[Issue, Decision] = field(default_factory=dict)  # findings checks settled: squawk's own, a setting
+    today: date = field(default_factory=date.today)  # against which the decisions' `until` is read
 
     def record(self, outcome: Outcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -117,14 +124,15 @@ class SignOff:
         results = {number: TaskResult(number, name) for number, name in TASK_NAMES.items()}
         # A task's comment is its worst test's message: a failure before a block before an N/A.
         worst: dict[int, tuple[int, str]] = {}
+        accepted = self.accepted_checks
         for test in self.outcomes.values():
             number = task_of(test.nodeid)
             if number is None or test.status == SKIPPED:
                 continue
             task = results[number]
-            counter = _COUNTERS[test.status]
+            counter = "accepted" if test.nodeid in accepted else _COUNTERS[test.status]
             setattr(task, counter, getattr(task, counter) + 1)
-            rank = _SEVERITY.get(test.status)
+            rank = _SEVERITY.get(test.status) if counter != "accepted" else None
             if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
                 worst[number] = (rank, test.message)
         for number, task in results.items():
@@ -151,7 +159,47 @@ class SignOff:
 
     @property
     def blocking_issues(self) -> list[Issue]:
-        """One issue per root cause, with the checks it failed or blocked and their tasks, worst first.
+        """The findings that block, after the team's decisions, worst first; a task that did not run is one."""
+        found = self.judged.blocking
+        not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
+        if not_run:
+            found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/",
+                               requirement="report.all-tasks", rule="report:all-tasks"))  # fmt: skip
+        severity_rank = {"CRITICAL": 0, "HIGH": 1}
+        return sorted(found, key=lambda issue: severity_rank.get(issue.severity, 2))
+
+    @property
+    def listed_recommendations(self) -> list[Issue]:
+        """The recommendations not accepted, and the decisions that matched nothing, each with its rule id."""
+        return self.judged.recommendations
+
+    @property
+    def accepted(self) -> list[tuple[Issue, Decision]]:
+        """Every finding accepted: by the team's decisions file, by squawk's own config or comments, or settled by
+        a setting of the deploy (a role's lock_timeout)."""
+        return [*self.settled.items(), *self.judged.accepted]
+
+    @property
+    def judged(self) -> Judged:
+        """The findings against the team's decisions (readiness.rules.decisions)."""
+        return self._judge(self._found())
+
+    def _judge(self, found: list[tuple[Issue, list[str]]]) -> Judged:
+        listed = [replace(issue, rule=decisions.rule_id(issue)) for issue in self.recommendations]
+        return decisions.judge([issue for issue, _ in found], listed, self.decisions, self.today)
+
+    @property
+    def accepted_checks(self) -> set[str]:
+        """The failed or blocked checks whose every finding is accepted: they count as passed, listed."""
+        found = self._found()
+        decided = {issue for issue, _ in self._judge(found).accepted}
+        accepted, blocking = set(), set()
+        for issue, tests in found:
+            (accepted if issue in decided else blocking).update(tests)
+        return accepted - blocking
+
+    def _found(self) -> list[tuple[Issue, list[str]]]:
+        """One issue per root cause, with the checks it failed or blocked (their node ids), worst first.
 
         A failed check's issues are its recorded ones (or its message); a check with a known cause (a missing
         object) and every check BLOCKED by the same cause count towards one issue; so do the failures of one
@@ -191,37 +239,34 @@ class SignOff:
         for issue, tests in groups.items():
             failed = sorted((t for t in tests if t.status == FAILED), key=lambda t: t.nodeid)
             first = (failed or sorted(tests, key=lambda t: t.nodeid))[0]
-            found.append(
-                replace(
-                    issue,
-                    # the same with -n 2, where outcomes arrive in any order: the first failed check's by node id
-                    message=(first.cause or first.message) if issue in made_here else issue.message,
-                    location=first.nodeid if issue in made_here else issue.location,
-                    checks=len(tests),
-                    tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
-                    # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
-                    severity=min(
-                        (issue.severity, *(t.severity for t in failed if not t.issues)),
-                        key=lambda level: severity_rank.get(level, 2),
-                    ),
-                    requirement=issue.requirement or first.requirement,
-                )
+            merged = replace(
+                issue,
+                # the same with -n 2, where outcomes arrive in any order: the first failed check's by node id
+                message=(first.cause or first.message) if issue in made_here else issue.message,
+                location=first.nodeid if issue in made_here else issue.location,
+                checks=len(tests),
+                tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
+                # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
+                severity=min(
+                    (issue.severity, *(t.severity for t in failed if not t.issues)),
+                    key=lambda level: severity_rank.get(level, 2),
+                ),
+                requirement=issue.requirement or first.requirement,
             )
-        not_run = [task.name for task in self.tasks if task.status == "NOT RUN"]
-        if not_run:
-            found.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/",
-                               requirement="report.all-tasks"))  # fmt: skip
-        return sorted(found, key=lambda issue: severity_rank.get(issue.severity, 2))
+            found.append((replace(merged, rule=decisions.rule_id(merged)), [t.nodeid for t in tests]))
+        return sorted(found, key=lambda pair: severity_rank.get(pair[0].severity, 2))
 
     @property
     def checks(self) -> dict[str, str]:
         """The report's production readiness rows: PASS only if every test deciding it passed."""
         rows: dict[str, str] = {}
+        accepted = self.accepted_checks
         for test in self.outcomes.values():
             if test.check is None or test.status == NOT_APPLICABLE:  # a check that does not apply decides nothing
                 continue
             status = {PASSED: "PASS", DIFFERS: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.status, "NOT RUN")
-            rank = ["FAIL", "BLOCKED", "NOT RUN", "PASS"]
+            status = "ACCEPTED" if test.nodeid in accepted else status
+            rank = ["FAIL", "BLOCKED", "NOT RUN", "ACCEPTED", "PASS"]
             if test.check not in rows or rank.index(status) < rank.index(rows[test.check]):
                 rows[test.check] = status
         return rows
@@ -233,8 +278,8 @@ class SignOff:
         prerequisites = [status for name, status in checks.items() if name in PREREQUISITE_CHECKS]
         return [
             ("All 8 validation tasks attempted", all(task.status != "NOT RUN" for task in tasks)),
-            ("All prerequisites installed", bool(prerequisites) and all(s == "PASS" for s in prerequisites)),
-            ("Migration can execute", checks.get("Migration can execute") == "PASS"),
+            ("All prerequisites installed", bool(prerequisites) and all(s in PASSING for s in prerequisites)),
+            ("Migration can execute", checks.get("Migration can execute") in PASSING),
             ("No task failed or blocked", all(task.status not in ("FAIL", "BLOCKED") for task in tasks)),
             ("Application deployment ready", self.verdict == "APPROVED"),
         ]
@@ -256,12 +301,15 @@ class SignOff:
                     "failed": task.failed,
                     "blocked": task.blocked,
                     "differs": task.differs,
+                    "accepted": task.accepted,
                     "comments": task.comments,
                 }
                 for task in self.tasks
             ],
             "blocking_issues": [issue_json(issue) for issue in self.blocking_issues],
-            "recommendations": [issue_json(issue) for issue in self.recommendations],
+            "recommendations": [issue_json(issue) for issue in self.listed_recommendations],
+            "accepted": [{**issue_json(issue), "decision": decision.as_json()} for issue, decision in self.accepted],
+            "decisions_file": str(self.decisions.path) if self.decisions.path else None,
             "design_differences": [difference.__dict__ for difference in self.design_differences.values()],
             "readiness_checks": self.checks,
             "gating_criteria": dict(self.gating_criteria),
@@ -295,13 +343,15 @@ PURPOSE = {
 }
 
 
+PASSING = ("PASS", "ACCEPTED")  # a readiness row whose failed checks the team accepted passes, on the record
 PREREQUISITE_CHECKS = ("Schema prerequisites exist", "Auth infrastructure exists", "User mapping table exists")
 
 
 def _summary(task: TaskResult) -> str:
     if task.status == "NOT RUN":
         return "no check of this task ran"
-    return f"{task.passed} checks passed" + (f", {task.not_applicable} N/A" if task.not_applicable else "")
+    return (f"{task.passed} checks passed" + (f", {task.accepted} accepted" if task.accepted else "")
+            + (f", {task.not_applicable} N/A" if task.not_applicable else ""))  # fmt: skip
 
 
 # Where the run keeps its sign-off (config.stash); fixtures add the environment to it.

@@ -298,3 +298,30 @@ def triggers(conn: Connection, table: str) -> dict[str, Trigger]:
         name: Trigger(relation, timing, frozenset(events), function, level, enabled)
         for name, relation, timing, events, function, level, enabled in conn.execute(USER_TRIGGERS, (qualified(table),))
     }
+
+
+# The timeouts a role's sessions start with: set on the role in this database, on the role, or on the database.
+ROLE_TIMEOUTS = """
+SELECT split_part(setting, '=', 1), substr(setting, strpos(setting, '=') + 1),
+       CASE WHEN s.setrole = 0 THEN 'database' WHEN s.setdatabase = 0 THEN 'role' ELSE 'role in database' END
+FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS setting
+WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+  AND s.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = %s))
+  AND split_part(setting, '=', 1) IN ('lock_timeout', 'statement_timeout')
+ORDER BY CASE WHEN s.setrole = 0 THEN 3 WHEN s.setdatabase = 0 THEN 2 ELSE 1 END DESC
+"""
+SET_BY = {
+    "role in database": "on the role {role} in database {db} (ALTER ROLE {role} IN DATABASE {db} SET {name})",
+    "role": "on the role {role} that deploys 0024 (ALTER ROLE {role} SET {name})",
+    "database": "on the database {db} (ALTER DATABASE {db} SET {name})",
+}
+
+
+def role_timeouts(conn: Connection, role: str) -> dict[str, tuple[str, str]]:
+    """lock_timeout and statement_timeout as `role`'s sessions start with them (the most specific setting wins):
+    setting -> (value, where it is set). A timeout of 0 (none) is left out."""
+    found: dict[str, tuple[str, str]] = {}
+    database = conn.info.dbname
+    for name, value, scope in conn.execute(ROLE_TIMEOUTS, (role,)).fetchall():
+        found[name] = (value, SET_BY[scope].format(role=role, db=database, name=name))  # least specific first
+    return {name: setting for name, setting in found.items() if setting[0].strip() not in ("0", "0ms", "0s")}

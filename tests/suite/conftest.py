@@ -17,6 +17,7 @@ from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import PROJECT_ROOT
+from readiness.plugin.hooks import STEP_SUMMARY_ENV
 from readiness.postgres import cache, process_group, server
 from readiness.schema.apply import apply_file
 from tests.suite.helpers import NESTED_VOLUME, ReadinessRun
@@ -49,11 +50,12 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
             rollback = tmp_path / "0024_down_under_test.sql"
             rollback.write_text(rollback_text)
             args.append(f"--rollback={rollback}")
+        inherited = {name: value for name, value in os.environ.items() if name != STEP_SUMMARY_ENV}  # not the job's
         result = process_group.run(
             [*args, *extra],
             cwd=PROJECT_ROOT,
             timeout=600,
-            env={**os.environ, cache.ROOT_ENV: str(nested_cache), **(env or {})},
+            env={**inherited, cache.ROOT_ENV: str(nested_cache), **(env or {})},
         )
         signoff_path = tmp_path / "reports" / "signoff.json"
         signoff = json.loads(signoff_path.read_text()) if signoff_path.is_file() else {}

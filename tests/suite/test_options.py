@@ -79,3 +79,35 @@ def test_psql_include_is_refused_at_its_line(readiness_run) -> None:
     issue = run.signoff["blocking_issues"][0]
     assert issue["severity"] == "CRITICAL" and issue["location"].endswith("0024_under_test.sql:2:1"), issue
     assert "the psql meta-command \\i" in issue["message"] and "inline what it brings" in issue["message"], issue
+
+
+def test_collect_only_leaves_the_last_sign_off(tmp_path: Path, nested_cache: Path) -> None:
+    """`pytest -m readiness --collect-only` lists the checks and runs none: the last sign-off stays as it was,
+    and the run says so."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    last = {name: f"the last sign-off's {name}" for name in ("signoff.json", "readiness.md", "readiness.html",
+                                                              "junit.xml", "readiness.sarif")}  # fmt: skip
+    for name, text in last.items():
+        (reports / name).write_text(text)
+    run = run_from(PROJECT_ROOT, "--collect-only", f"--report-dir={reports}", nested_cache=nested_cache)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {name: (reports / name).read_text() for name in last} == last
+    assert "the last sign-off in" in run.stdout and "is left as it was" in run.stdout, run.stdout[-500:]
+    assert "tests/test_02_rls.py::test_member_sees_only_own_organisation" in run.stdout
+
+
+def test_ci_recipes_publish_the_findings_where_ci_shows_them() -> None:
+    """GitHub's recipe uploads readiness.sarif to code scanning (and may write it: security-events), GitLab's
+    declares codequality.json; both keep reports/ as the artifact."""
+    github = yaml_free(PROJECT_ROOT / "ci" / "github-actions.yml")
+    assert github.count("uses: github/codeql-action/upload-sarif@v3") == 2, github
+    assert github.count("sarif_file: reports/readiness.sarif") == 2 and "security-events: write" in github
+    gitlab = yaml_free(PROJECT_ROOT / "ci" / "gitlab-ci.yml")
+    assert "codequality: reports/codequality.json" in gitlab and "junit: reports/junit.xml" in gitlab
+
+
+def yaml_free(path: Path) -> str:
+    """A recipe's lines without comments (a commented-out step does not count)."""
+    return "\n".join(line.split(" #")[0].rstrip() for line in path.read_text().splitlines()
+                     if not line.lstrip().startswith("#"))  # fmt: skip

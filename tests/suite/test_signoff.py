@@ -73,7 +73,8 @@ def test_json_contract() -> None:
     data = signoff_with({1: [FAILED]}).to_json()
     assert set(data) >= {"verdict", "server_version", "migration", "tasks", "blocking_issues"}
     assert [t["number"] for t in data["tasks"]] == list(range(1, 9))  # type: ignore[union-attr]
-    assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "differs", "comments"}  # type: ignore[index]
+    assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "differs", "accepted",
+                                     "comments"}  # type: ignore[index]  # fmt: skip
     assert data["blocking_issues"][0] == {  # type: ignore[index]
         "severity": "HIGH",
         "message": "failed in task 1",
@@ -81,8 +82,9 @@ def test_json_contract() -> None:
         "checks": 1,
         "tasks": (1,),
         "requirement": None,
+        "rule": "readiness:unattributed",
     }
-    assert data["recommendations"] == [] and data["design_differences"] == []
+    assert data["recommendations"] == [] and data["design_differences"] == [] and data["accepted"] == []
 
 
 def test_one_blocking_issue_per_cause_with_its_checks() -> None:
