@@ -85,6 +85,7 @@ class Recorded:
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
     settled: list[tuple[Issue, Any]] = field(default_factory=list)  # findings its rule settled (squawk's own
     # config or comments, a setting of the deploy): each with its readiness.rules.decisions.Decision
+    observations: list[Any] = field(default_factory=list)  # what actors reached (readiness.acting.access)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from readiness.acting import factories
+from readiness.acting.access import Observation
 from readiness.acting.factories import Tenant
 from readiness.databases.build import MigrationState
 from readiness.plugin.outcomes import recorded, requirement_of
@@ -58,6 +59,19 @@ def settled(request: pytest.FixtureRequest) -> Callable[[Issue, Decision], None]
 
     def record(issue: Issue, decision: Decision) -> None:
         recorded(request.node).settled.append((issue, decision))
+
+    return record
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str, str, str, str, bool], None]:
+    """Record what PostgreSQL did when an actor tried a command on organisation A's row of a table or partition
+    (table, command, actor, observed, reached): a cell of the sign-off's access matrix."""
+
+    def record(table: str, command: str, actor: str, observed: str, reached: bool) -> None:
+        recorded(request.node).observations.append(
+            Observation(table, command, actor, observed, reached, request.node.nodeid)
+        )
 
     return record
 

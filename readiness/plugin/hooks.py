@@ -100,6 +100,8 @@ class SignOffReporter:
             self.signoff.recommendations[issue] = None
         for issue, decision in recorded.settled:
             self.signoff.settled[issue] = decision
+        for observation in recorded.observations:
+            self.signoff.observations[observation] = None
         for difference in recorded.differences:
             self.signoff.design_differences[difference.subject] = difference
         self.signoff.figures.update(recorded.figures)

@@ -23,6 +23,7 @@ import pytest
 from _pytest.outcomes import Skipped
 
 from readiness.acting import auth
+from readiness.acting.access import Observation
 from readiness.report.signoff import task_of
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
 from readiness.rules.decisions import Decision
@@ -61,6 +62,7 @@ def recorded_of(data: dict[str, Any]) -> Recorded:
         [DesignDifference(**difference) for difference in raw.get("differences", [])],
         dict(raw.get("figures", {})),
         [(Issue.of(issue), Decision(**decision)) for issue, decision in raw.get("settled", [])],
+        [Observation(**observation) for observation in raw.get("observations", [])],
     )
 
 

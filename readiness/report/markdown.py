@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from readiness.acting import access
 from readiness.report.render import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 
@@ -27,6 +28,30 @@ def severity(signoff: SignOff) -> str:
     """The report's headline severity: the worst of the blocking issues."""
     severities = {issue.severity for issue in signoff.blocking_issues}
     return "CRITICAL" if "CRITICAL" in severities else "HIGH" if severities else "NONE"
+
+
+def access_markdown(signoff: SignOff) -> list[str]:
+    """The access matrix: ✓ where PostgreSQL did what the report expects, ❌ (naming the checks) where not."""
+    rows = signoff.access_matrix
+    if not rows:
+        return ["No isolation check ran."]
+    headers = [f"{actor} {command}" for actor in access.ACTORS for command in access.COMMANDS]
+    lines = ["Expected: " + "; ".join(f"{label}: {access.expected(a)}" for a, label in access.ACTORS.items()) + ".", "",
+             "| Table or partition | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]  # fmt: skip
+    for table, cells in rows.items():
+        marks = []
+        for actor in access.ACTORS:
+            for command in access.COMMANDS:
+                found = cells.get((command, actor))
+                if found is None:
+                    marks.append("-")
+                elif found.as_expected:
+                    marks.append(f"✓ {cell(found.observed)}")
+                else:
+                    what = "LEAK" if found.leak else "refused"
+                    marks.append(f"❌ {what}: {cell(found.observed)} ({cell(', '.join(found.checks))})")
+        lines.append(f"| {table} | " + " | ".join(marks) + " |")
+    return lines
 
 
 def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
@@ -63,6 +88,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)}; rule `{issue.rule}`)"
               + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
               for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
+    lines += ["", "### Tenant access, as observed", ""] + access_markdown(signoff)
     lines += ["", "### Recommendations (not blocking)", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; rule `{issue.rule}`)" for i, issue in
               enumerate(signoff.listed_recommendations, 1)] or ["None."]  # fmt: skip

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from html import escape
 
 from readiness import SQL_DIR
+from readiness.acting import access
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 from readiness.schema import ledger
 from readiness.verdicts import Issue
@@ -33,6 +34,11 @@ STYLE = """
 .signoff .status { font-weight: bold; color: white; border-radius: 3px; padding: 1px 6px; white-space: nowrap; }
 .signoff .verdict { font-size: 1.6em; font-weight: bold; padding: 0.4em 0.8em; color: white; display: inline-block; }
 .signoff pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+.signoff td.access { font-size: 0.85em; }
+.signoff td.access.ok { background: #dafbe1; }
+.signoff td.access.leak { background: #cf222e; color: white; font-weight: bold; }
+.signoff td.access.wrong { background: #ffebe9; color: #82071e; font-weight: bold; }
+.signoff td.access.untried { color: #57606a; }
 </style>
 """
 
@@ -93,6 +99,34 @@ DECIDED_BY = {"accepted": "the team's decisions file", "squawk": "squawk's own c
               "satisfied": "a setting of the deploy"}  # fmt: skip
 
 
+def access_table(signoff: SignOff) -> str:
+    """The access matrix: a row per table and partition, a column per actor and command, each cell what PostgreSQL
+    did, green as the report expects, red (naming the checks that prove it) where it is not."""
+    rows = signoff.access_matrix
+    if not rows:
+        return "<p>No isolation check ran.</p>"
+    actors = "".join(f'<th colspan="{len(access.COMMANDS)}">{escape(label)}<br><small>{escape(access.expected(a))}'
+                     "</small></th>" for a, label in access.ACTORS.items())  # fmt: skip
+    commands = "".join(f"<th>{command}</th>" for _ in access.ACTORS for command in access.COMMANDS)
+    body = []
+    for table, cells in rows.items():
+        tds = []
+        for actor in access.ACTORS:
+            for command in access.COMMANDS:
+                cell = cells.get((command, actor))
+                if cell is None:
+                    tds.append('<td class="access untried">not tried</td>')
+                    continue
+                kind = "ok" if cell.as_expected else "leak" if cell.leak else "wrong"
+                proof = "" if cell.as_expected else f"<br>{'LEAK' if cell.leak else 'refused'}: proved by " + ", ".join(
+                    f"<code>{escape(check)}</code>" for check in cell.checks)  # fmt: skip
+                tds.append(f'<td class="access {kind}" title="expected: {escape(access.expected(actor))}">'
+                           f"{escape(cell.observed)}{proof}</td>")  # fmt: skip
+        body.append(f"<tr><th>{escape(table)}</th>{''.join(tds)}</tr>")
+    return (f'<table id="access-matrix"><thead><tr><th rowspan="2">Table or partition</th>{actors}</tr>'
+            f"<tr>{commands}</tr></thead><tbody>{''.join(body)}</tbody></table>")  # fmt: skip
+
+
 def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
     """The sign-off section that opens the HTML report."""
     verdict = signoff.verdict
@@ -110,6 +144,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         ),
         "<h3>Blocking Issues</h3>",
         issues_table("Issue", signoff.blocking_issues),
+        '<h3 id="access">Tenant access, as observed</h3>',
+        "<p>What PostgreSQL did when each actor tried each command on an organisation's row, as task 2's checks saw "
+        "it; green where the report's policies expect it, red where not.</p>",
+        access_table(signoff),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
         issues_table("Recommendation", signoff.listed_recommendations, counted=False),

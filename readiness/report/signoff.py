@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from readiness.acting import access
+from readiness.acting.access import Cell, Observation
 from readiness.rules import decisions
 from readiness.rules.decisions import Decision, Decisions, Judged
 from readiness.schema import ledger
+from readiness.schema.expected import SYNC_TABLES
 from readiness.verdicts import (
     BLOCKED,
     DIFFERS,
@@ -112,6 +115,7 @@ class SignOff:
     decisions: Decisions = field(default_factory=Decisions)  # the team's, from the decisions file
     settled: dict[Issue, Decision] = field(default_factory=dict)  # findings checks settled: squawk's own, a setting
     today: date = field(default_factory=date.today)  # against which the decisions' `until` is read
+    observations: dict[Observation, None] = field(default_factory=dict)  # what the isolation checks saw, once each
 
     def record(self, outcome: Outcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -257,6 +261,11 @@ class SignOff:
         return sorted(found, key=lambda pair: severity_rank.get(pair[0].severity, 2))
 
     @property
+    def access_matrix(self) -> dict[str, dict[tuple[str, str], Cell]]:
+        """Table or partition -> (command, actor) -> what the isolation checks saw (readiness.acting.access)."""
+        return access.matrix(list(self.observations), tuple(SYNC_TABLES))
+
+    @property
     def checks(self) -> dict[str, str]:
         """The report's production readiness rows: PASS only if every test deciding it passed."""
         rows: dict[str, str] = {}
@@ -310,6 +319,7 @@ class SignOff:
             "recommendations": [issue_json(issue) for issue in self.listed_recommendations],
             "accepted": [{**issue_json(issue), "decision": decision.as_json()} for issue, decision in self.accepted],
             "decisions_file": str(self.decisions.path) if self.decisions.path else None,
+            "access_matrix": access.matrix_json(self.access_matrix),
             "design_differences": [difference.__dict__ for difference in self.design_differences.values()],
             "readiness_checks": self.checks,
             "gating_criteria": dict(self.gating_criteria),

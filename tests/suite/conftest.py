@@ -59,7 +59,7 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
         )
         signoff_path = tmp_path / "reports" / "signoff.json"
         signoff = json.loads(signoff_path.read_text()) if signoff_path.is_file() else {}
-        return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff)
+        return ReadinessRun(result.returncode, result.stdout + result.stderr, signoff, tmp_path / "reports")
 
     return run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
@@ -17,6 +18,7 @@ class ReadinessRun:
     exit_code: int
     output: str
     signoff: dict  # type: ignore[type-arg]
+    reports: Path = Path()  # the run's --report-dir
 
     def task(self, number: int) -> dict:  # type: ignore[type-arg]
         return next(task for task in self.signoff["tasks"] if task["number"] == number)

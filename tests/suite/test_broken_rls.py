@@ -37,6 +37,16 @@ def test_policy_open_to_every_row_fails_task_2_as_one_cause(readiness_run) -> No
     assert "sync_activity_log_select: its USING (true) does not depend on the caller" in issues[0]["message"]
     assert issues[0]["severity"] == "CRITICAL" and {2, 6} <= set(issues[0]["tasks"]), issues
     assert issues[0]["checks"] == sum(run.task(n)["failed"] for n in range(1, 9)), (issues, run.signoff["tasks"])
+    red = {(row["table"], c["command"], c["actor"]): c for row in run.signoff["access_matrix"]["rows"]
+           for c in row["cells"] if not c["as_expected"]}  # fmt: skip
+    leak = red[("sync_activity_log", "SELECT", "other organisation")]
+    assert leak["leak"] and leak["observed"] == "1 row of another organisation", leak
+    assert "tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]" in leak["checks"], leak
+    assert {table for table, _, _ in red} == {"sync_activity_log"}, red  # the other tables stay green
+    markdown = (run.reports / "readiness.md").read_text()
+    (line,) = [line for line in markdown.splitlines() if line.startswith("| sync_activity_log |")]
+    assert "❌ LEAK: 1 row of another organisation (" in line, line
+    assert "tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]" in line, line
 
 
 def test_partitions_left_open_fail_task_2(readiness_run) -> None:

@@ -51,6 +51,11 @@ def test_sound_variant_is_approved(readiness_run, tmp_path: Path, name: str) -> 
     differs = {check["requirement"] for check in run.signoff["checks"] if check["status"] == "differs"}
     assert differs and {ledger.get(r).source for r in differs} == {"design"}, differs
     assert run.signoff["design_differences"], "a variant unlike ours lists its differences from our design"
+    cells = {(row["table"], c["command"], c["actor"]): c for row in run.signoff["access_matrix"]["rows"]
+             for c in row["cells"]}  # fmt: skip
+    wrong = {key: (cell["observed"], cell["checks"]) for key, cell in cells.items() if not cell["as_expected"]}
+    assert wrong == {}, wrong
+    assert len([key for key in cells if key[0] == "sync_progress"]) == 19, sorted(cells)  # all but service_role INSERT
 
 
 def test_every_blocking_requirement_has_a_mutant_or_a_suite_test() -> None:

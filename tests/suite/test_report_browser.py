@@ -60,3 +60,20 @@ def test_failing_report_reads_like_the_seed_in_a_browser(readiness_run, tmp_path
     failed = dom[dom.index('class="results-table-row failed"') :]
     log = failed[failed.index('class="log"') : failed.index("</div>", failed.index('class="log"'))]
     assert "enum sync_status_type: expected labels" in log and "Traceback" not in log and "def test_" not in log, log
+
+
+def test_access_matrix_shows_a_leak_in_red_naming_its_proof(readiness_run, tmp_path: Path) -> None:
+    """A SELECT policy on sync_activity_log USING (true): in Chromium, the sign-off's access matrix shows that
+    table's cell for a user of another organisation red, naming the check that proves the leak; the other
+    tables' cells stay green."""
+    select = "CREATE POLICY sync_activity_log_select ON sync_activity_log FOR SELECT TO authenticated\n    USING "
+    member = "(org_id IN (SELECT ue.org_id FROM auth.users_extended ue WHERE ue.id = (SELECT auth.uid())))"
+    readiness_run(mutate(select + member, select + "(true)"), "tests/test_02_rls.py")
+    dom = rendered(tmp_path / "reports" / "readiness.html", tmp_path / "chromium")
+    matrix = dom[dom.index('id="access-matrix"') : dom.index("</table>", dom.index('id="access-matrix"'))]
+    rows = {re.search(r"<th>([^<]+)</th>", row).group(1): row for row in matrix.split("<tr>")[3:]}  # type: ignore[union-attr]
+    leaks = re.findall(r'<td class="access leak"[^>]*>(.*?)</td>', rows["sync_activity_log"])
+    assert leaks and "1 row of another organisation" in leaks[0], leaks
+    proof = "<code>tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]</code>"
+    assert "LEAK: proved by" in leaks[0] and proof in leaks[0], leaks[0]
+    assert 'class="access leak"' not in rows["sync_progress"] and 'class="access ok"' in rows["sync_progress"]

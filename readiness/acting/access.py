@@ -1,0 +1,103 @@
+"""The tenants' access as a matrix: what PostgreSQL did when each actor tried each command on each table and
+partition, as task 2's isolation checks observed it, beside what the report expects.
+
+A check records an Observation for every attempt it makes (the `observe` fixture); the sign-off gathers them into
+cells, one per table or partition, command and actor. A cell whose observation is not what the report expects
+is red and names the checks that saw it: a leak (an actor reached rows it may not) or a lock-out (a member
+refused their own rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+MEMBER, OTHER, ORPHAN, ANON, SERVICE = "member", "other organisation", "no organisation", "anon", "service_role"
+ACTORS = {
+    MEMBER: "a user of the row's organisation",
+    OTHER: "a user of another organisation",
+    ORPHAN: "a signed-in user of no organisation",
+    ANON: "anon",
+    SERVICE: "service_role",
+}
+# The report's 12 policies give each command on each sync table to the users of the row's organisation, and no
+# one else (report.isolation: "a user reads, writes, moves and deletes only their organisation's rows ... anon
+# and a user of no organisation reach nothing"); service_role bypasses RLS (rule.service-role).
+ENTITLED = {MEMBER: True, OTHER: False, ORPHAN: False, ANON: False, SERVICE: True}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One attempt: `actor` ran `command` on organisation A's row of `table` (a table or a partition)."""
+
+    table: str
+    command: str
+    actor: str
+    observed: str  # what PostgreSQL did, in words: "1 row", "0 rows", "refused with 42501", "accepted"
+    reached: bool  # whether the actor read or changed the row
+    check: str = ""  # the node id of the check that observed it
+
+    @property
+    def as_expected(self) -> bool:
+        return self.reached == ENTITLED[self.actor]
+
+
+def expected(actor: str) -> str:
+    """What the report expects of `actor`, in words."""
+    return "reaches the row" if ENTITLED[actor] else "reaches nothing"
+
+
+@dataclass
+class Cell:
+    """What every check saw of one table (or partition), command and actor."""
+
+    table: str
+    command: str
+    actor: str
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def as_expected(self) -> bool:
+        return all(observation.as_expected for observation in self.observations)
+
+    @property
+    def observed(self) -> str:
+        return "; ".join(dict.fromkeys(o.observed for o in self.observations))
+
+    @property
+    def leak(self) -> bool:
+        return any(o.reached and not ENTITLED[o.actor] for o in self.observations)
+
+    @property
+    def checks(self) -> list[str]:
+        """The checks proving what the cell shows: those that saw it otherwise than expected, else all."""
+        wrong = [o.check for o in self.observations if not o.as_expected]
+        return list(dict.fromkeys(wrong or [o.check for o in self.observations]))
+
+    def as_json(self) -> dict[str, object]:
+        return {"command": self.command, "actor": self.actor, "observed": self.observed,
+                "expected": expected(self.actor), "as_expected": self.as_expected, "leak": self.leak,
+                "checks": self.checks}  # fmt: skip
+
+
+def matrix(observations: list[Observation], tables: tuple[str, ...]) -> dict[str, dict[tuple[str, str], Cell]]:
+    """table or partition -> (command, actor) -> its cell; the sync tables first, in their order, then partitions."""
+    rows: dict[str, dict[tuple[str, str], Cell]] = {table: {} for table in tables}
+    for observation in sorted(observations, key=lambda o: o.check):
+        row = rows.setdefault(observation.table, {})
+        key = (observation.command, observation.actor)
+        row.setdefault(key, Cell(observation.table, observation.command, observation.actor)).observations.append(
+            observation
+        )
+    return {table: cells for table, cells in rows.items() if cells}
+
+
+def matrix_json(rows: dict[str, dict[tuple[str, str], Cell]]) -> dict[str, object]:
+    """signoff.json's access_matrix."""
+    return {
+        "actors": ACTORS,
+        "commands": list(COMMANDS),
+        "expected": {actor: expected(actor) for actor in ACTORS},
+        "rows": [{"table": table, "cells": [cell.as_json() for cell in cells.values()]}
+                 for table, cells in rows.items()],  # fmt: skip
+    }
