@@ -15,7 +15,8 @@ crosses from an xdist worker to the controller with it); the sign-off reads noth
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -149,8 +150,12 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         outcome.status, outcome.message = FAILED, failure_message(call, report, outcome.description)
         attribute_to_its_cause(item, outcome, task, error)
         requirement = ledger.get(outcome.requirement) if outcome.requirement else None
+        accepted = accepted_by(item, outcome)
         if outcome.status == BLOCKED:
             displayed_as_skipped(item, report, f"BLOCKED: {outcome.message}")
+        elif accepted is not None:  # pytest's own reports (JUnit, HTML rows) say so, as the sign-off does
+            displayed_as_skipped(item, report, f"ACCEPTED by {accepted.by} until {accepted.until} "
+                                               f"({accepted.reason}): {outcome.message}")  # fmt: skip
         elif requirement is not None and not requirement.blocks:
             outcome.status = DIFFERS
             difference = DesignDifference(outcome.description, requirement.requires, outcome.message)
@@ -162,6 +167,22 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         outcome.status, outcome.message = NOT_APPLICABLE, f"not compared with our design: {outcome.message}"
     data["outcome"] = outcome.as_json()
     return data
+
+
+def accepted_by(item: pytest.Item, outcome: Outcome) -> Decision | None:
+    """The team's decision accepting every finding the failed check recorded, if one does (the sign-off accepts
+    the same: a check's recorded findings are its issues there)."""
+    decided = getattr(item.config.option, "decisions", None)
+    if not outcome.issues or decided is None:
+        return None
+    found = []
+    for issue in outcome.issues:
+        issue = replace(issue, requirement=issue.requirement or outcome.requirement)
+        current = [d for d in decided.accepted if d.matches(issue) and not d.expired(date.today())]
+        if not current or issue.severity == "CRITICAL":
+            return None
+        found.append(current[0])
+    return found[0]
 
 
 def causes_of(item: pytest.Item) -> Causes:

@@ -211,6 +211,13 @@ def test_sound_0024_without_lock_timeout_approved_under_a_decision_until_it_expi
     markdown = (tmp_path / "reports" / "readiness.md").read_text()
     assert "### Accepted risks" in markdown and accept("")["reason"] in markdown and "dba@example.com" in markdown
     assert summary.read_text().startswith("# Migration 0024 Production Readiness"), summary.read_text()[:200]
+    html = (tmp_path / "reports" / "readiness.html").read_text()
+    assert 'id="accepted">Accepted risks' in html and accept("")["reason"] in html
+    junit = (tmp_path / "reports" / "junit.xml").read_text()
+    squawk_case = junit[junit.index('name="test_squawk_finds_nothing_blocking[migration]"'):]
+    assert squawk_case.index("<skipped") < squawk_case.index("</testcase>") and "ACCEPTED by dba@example.com" in (
+        squawk_case[: squawk_case.index("</testcase>")]
+    ), squawk_case[:600]
     document = json.loads((tmp_path / "reports" / "readiness.sarif").read_text())
     assert sarif_errors(document) == []
     suppressed = result_at(document, "squawk:require-lock-timeout")
