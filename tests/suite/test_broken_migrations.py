@@ -84,6 +84,7 @@ def test_sql_error_is_reported_with_file_and_line_and_blocks_dependent_checks(re
                 "cites": "7. Production Readiness Checks, row 'Migration can execute'",
                 "quote": "Migration can execute | ❌ FAILED | Will fail on FK constraint",
             },
+            "rule": "report:executes",
         }
     ]
     assert critical[0]["checks"] > 200, "the checks it BLOCKED count under the one cause"
