@@ -20,9 +20,11 @@ setup: $(VENV)/.installed
 	$(PY) -m readiness.postgres.install
 
 # Your own migration and database: make readiness MIGRATION=/path/0024.sql ROLLBACK=/path/0024_down.sql
-# (and DSN=postgresql://... to verify an existing database, COLUMNS=/path/columns.toml for column roles).
+# (and DSN=postgresql://... to verify an existing database, COLUMNS=/path/columns.toml for column roles,
+# DECISIONS=/path/readiness.toml for the team's accepted findings, by default the readiness.toml beside MIGRATION).
 READINESS_OPTIONS = $(if $(MIGRATION),--migration $(abspath $(MIGRATION))) $(if $(ROLLBACK),--rollback $(abspath $(ROLLBACK))) \
-	$(if $(DSN),--dsn '$(DSN)') $(if $(COLUMNS),--columns $(abspath $(COLUMNS)))
+	$(if $(DSN),--dsn '$(DSN)') $(if $(COLUMNS),--columns $(abspath $(COLUMNS))) \
+	$(if $(DECISIONS),--decisions $(abspath $(DECISIONS)))
 
 readiness: setup
 	$(PYTEST) -m readiness $(READINESS_OPTIONS)

@@ -231,6 +231,11 @@ def terminal_table(signoff: SignOff) -> list[str]:
         enforces = f"; breaks {issue.requirement}" if issue.requirement else ""
         where = f"{issue.location}; {affected(issue)}{enforces}"
         lines.append(f"{issue.severity} [{issue.rule}]: {issue.message} ({where})")
+    cells = [cell for row in signoff.access_matrix.values() for cell in row.values()]
+    if cells:
+        red = [f"{c.table} {c.command} by {c.actor}: {c.observed}" for c in cells if not c.as_expected]
+        lines.append(f"tenant access: {len(cells) - len(red)} of {len(cells)} observed cells as the report expects"
+                     + (f"; NOT: {'; '.join(red)[:300]}" if red else ""))  # fmt: skip
     for issue, decision in signoff.accepted:
         lines.append(f"accepted: {decision.finding} by {decision.by} until {decision.until or 'no expiry'} "
                      f"({decision.source}): {issue.message[:80]}")  # fmt: skip

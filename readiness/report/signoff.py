@@ -317,7 +317,8 @@ class SignOff:
             ],
             "blocking_issues": [issue_json(issue) for issue in self.blocking_issues],
             "recommendations": [issue_json(issue) for issue in self.listed_recommendations],
-            "accepted": [{**issue_json(issue), "decision": decision.as_json()} for issue, decision in self.accepted],
+            "accepted": [decided_json(issue, decision) for issue, decision in self.accepted],
+            "expired": [decided_json(issue, decision) for issue, decision in self.judged.expired],
             "decisions_file": str(self.decisions.path) if self.decisions.path else None,
             "access_matrix": access.matrix_json(self.access_matrix),
             "design_differences": [difference.__dict__ for difference in self.design_differences.values()],
@@ -338,6 +339,11 @@ def issue_json(issue: Issue) -> dict[str, object]:
     """An issue as signoff.json gives it: its requirement whole (where it comes from, what it cites)."""
     requirement = ledger.get(issue.requirement).as_json() if issue.requirement else None
     return {**issue.__dict__, "requirement": requirement}
+
+
+def decided_json(issue: Issue, decision: Decision) -> dict[str, object]:
+    """An accepted (or expired) finding with the decision about it."""
+    return {**issue_json(issue), "decision": decision.as_json()}
 
 
 # What the run was, by what the database under test held of 0024 (schema.deployment): the sign-off says it first.

@@ -231,6 +231,8 @@ def test_sound_0024_without_lock_timeout_approved_under_a_decision_until_it_expi
     assert expired.signoff["verdict"] == "NOT APPROVED" and expired.exit_code == 1, expired.output
     (issue,) = expired.signoff["blocking_issues"]
     assert issue["rule"] == "squawk:require-lock-timeout" and "expired on 2026-01-31" in issue["message"], issue
+    (expired_decision,) = expired.signoff["expired"]
+    assert expired_decision["decision"]["until"] == "2026-01-31" and expired.signoff["accepted"] == []
     document = json.loads((tmp_path / "reports" / "readiness.sarif").read_text())
     assert sarif_errors(document) == []
     blocking = result_at(document, "squawk:require-lock-timeout")
