@@ -476,29 +476,40 @@ def log_partitions(conn: psycopg.Connection) -> dict[str, str]:
     return {name: time for name, bound in bounds.items() if (time := partition_time(bound)) is not None}
 
 
+def outsiders(conn: psycopg.Connection, b: Tenant) -> list[tuple[str, str, Callable[[], Any]]]:
+    """Who may reach none of organisation A's rows: (who, actor, how to act as them)."""
+    orphan = uuid.uuid4()
+    return [("a user of organisation B", OTHER, lambda: as_user(conn, b.user_id)),
+            ("a user of no organisation", ORPHAN, lambda: as_user(conn, orphan)),
+            ("anon", ANON_ACTOR, lambda: acting_as(conn, ANON))]  # fmt: skip
+
+
 @LEAK
 @pytest.mark.uses("sync_activity_log")
 def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, two_tenants, observe) -> None:
-    """Naming a partition of sync_activity_log directly shows a user no other organisation's row."""
+    """Naming a partition of sync_activity_log directly shows a user of another organisation, a user of none and
+    anon no row of an organisation."""
     a, b = two_tenants
     leaked = []
     for partition in catalog.partitions(migrated, "sync_activity_log"):
         query = sql.SQL("SELECT count(*) FROM {} WHERE org_id = %s").format(sql.Identifier(partition))
-        with as_user(migrated, b.user_id):
-            seen: list[int] = []
-            error = attempt(migrated, lambda: seen.append(migrated.execute(query, (a.org_id,)).fetchone()[0]))  # noqa: B023
-        count = seen[0] if seen else 0
-        observe(partition, "SELECT", OTHER, f"refused {error.sqlstate}" if error else rows(count, " of another "
-                "organisation"), bool(count))  # fmt: skip
-        if count:
-            leaked.append(partition)
-    assert leaked == [], f"a user of organisation B reads organisation A's rows through partitions {leaked}"
+        for who, actor, acting in outsiders(migrated, b):
+            with acting():
+                seen: list[int] = []
+                error = attempt(migrated, lambda: seen.append(migrated.execute(query, (a.org_id,)).fetchone()[0]))  # noqa: B023
+            count = seen[0] if seen else 0
+            observe(partition, "SELECT", actor, f"refused {error.sqlstate}" if error else rows(count, " of another "
+                    "organisation"), bool(count))  # fmt: skip
+            if count:
+                leaked.append(f"{partition} (by {who})")
+    assert leaked == [], f"organisation A's rows are read through partitions {leaked}"
 
 
 @LEAK
 @pytest.mark.uses("sync_activity_log")
 def test_partition_named_directly_refuses_foreign_write(migrated: psycopg.Connection, two_tenants, observe) -> None:
-    """Inserting another organisation's row by naming a partition directly is refused, in every partition."""
+    """Inserting a row of an organisation by naming a partition directly is refused, in every partition, for a
+    user of another organisation, a user of none and anon."""
     a, b = two_tenants
     written = []
     for partition, created_at in log_partitions(migrated).items():
@@ -507,12 +518,13 @@ def test_partition_named_directly_refuses_foreign_write(migrated: psycopg.Connec
             sql.Identifier(partition), sql.SQL(", ").join(map(sql.Identifier, values)),
             sql.SQL(", ").join(sql.Placeholder() * len(values)),
         )  # fmt: skip
-        with as_user(migrated, b.user_id):
-            outcome = tried(migrated, lambda: migrated.execute(query, list(values.values())))  # noqa: B023
-        observe(partition, "INSERT", OTHER, short(outcome), outcome.startswith("accepted"))
-        if outcome.startswith("accepted"):
-            written.append(partition)
-    assert written == [], f"a user of organisation B writes rows of organisation A into partitions {written}"
+        for who, actor, acting in outsiders(migrated, b):
+            with acting():
+                outcome = tried(migrated, lambda: migrated.execute(query, list(values.values())))  # noqa: B023
+            observe(partition, "INSERT", actor, short(outcome), outcome.startswith("accepted"))
+            if outcome.startswith("accepted"):
+                written.append(f"{partition} (by {who})")
+    assert written == [], f"rows of organisation A are written into partitions {written}"
 
 
 # --- property: what a user reads is what the model says they may read --------------------
