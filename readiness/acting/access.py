@@ -69,6 +69,11 @@ class Cell:
         return any(o.reached and not ENTITLED[o.actor] for o in self.observations)
 
     @property
+    def verdict(self) -> str:
+        """'ok', 'LEAK' (an actor reached rows it may not) or 'refused' (a member kept from their own)."""
+        return "ok" if self.as_expected else "LEAK" if self.leak else "refused"
+
+    @property
     def checks(self) -> list[str]:
         """The checks proving what the cell shows: those that saw it otherwise than expected, else all."""
         wrong = [o.check for o in self.observations if not o.as_expected]
@@ -90,6 +95,16 @@ def matrix(observations: list[Observation], tables: tuple[str, ...]) -> dict[str
             observation
         )
     return {table: cells for table, cells in rows.items() if cells}
+
+
+def columns() -> list[tuple[str, str]]:
+    """The matrix's columns in order: (actor, command), every command of an actor together."""
+    return [(actor, command) for actor in ACTORS for command in COMMANDS]
+
+
+def row_cells(cells: dict[tuple[str, str], Cell]) -> list[tuple[str, Cell | None]]:
+    """A row's cells in the columns' order: (actor, its cell, or None where no check tried it)."""
+    return [(actor, cells.get((command, actor))) for actor, command in columns()]
 
 
 def matrix_json(rows: dict[str, dict[tuple[str, str], Cell]]) -> dict[str, object]:

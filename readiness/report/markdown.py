@@ -35,21 +35,16 @@ def access_markdown(signoff: SignOff) -> list[str]:
     rows = signoff.access_matrix
     if not rows:
         return ["No isolation check ran."]
-    headers = [f"{actor} {command}" for actor in access.ACTORS for command in access.COMMANDS]
+    headers = [f"{actor} {command}" for actor, command in access.columns()]
     lines = ["Expected: " + "; ".join(f"{label}: {access.expected(a)}" for a, label in access.ACTORS.items()) + ".", "",
              "| Table or partition | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]  # fmt: skip
     for table, cells in rows.items():
-        marks = []
-        for actor in access.ACTORS:
-            for command in access.COMMANDS:
-                found = cells.get((command, actor))
-                if found is None:
-                    marks.append("-")
-                elif found.as_expected:
-                    marks.append(f"✓ {cell(found.observed)}")
-                else:
-                    what = "LEAK" if found.leak else "refused"
-                    marks.append(f"❌ {what}: {cell(found.observed)} ({cell(', '.join(found.checks))})")
+        marks = [
+            "-" if found is None
+            else f"✓ {cell(found.observed)}" if found.as_expected
+            else f"❌ {found.verdict}: {cell(found.observed)} ({cell(', '.join(found.checks))})"
+            for _, found in access.row_cells(cells)
+        ]  # fmt: skip
         lines.append(f"| {table} | " + " | ".join(marks) + " |")
     return lines
 

@@ -107,21 +107,19 @@ def access_table(signoff: SignOff) -> str:
         return "<p>No isolation check ran.</p>"
     actors = "".join(f'<th colspan="{len(access.COMMANDS)}">{escape(label)}<br><small>{escape(access.expected(a))}'
                      "</small></th>" for a, label in access.ACTORS.items())  # fmt: skip
-    commands = "".join(f"<th>{command}</th>" for _ in access.ACTORS for command in access.COMMANDS)
+    commands = "".join(f"<th>{command}</th>" for _, command in access.columns())
     body = []
     for table, cells in rows.items():
         tds = []
-        for actor in access.ACTORS:
-            for command in access.COMMANDS:
-                cell = cells.get((command, actor))
-                if cell is None:
-                    tds.append('<td class="access untried">not tried</td>')
-                    continue
-                kind = "ok" if cell.as_expected else "leak" if cell.leak else "wrong"
-                proof = "" if cell.as_expected else f"<br>{'LEAK' if cell.leak else 'refused'}: proved by " + ", ".join(
-                    f"<code>{escape(check)}</code>" for check in cell.checks)  # fmt: skip
-                tds.append(f'<td class="access {kind}" title="expected: {escape(access.expected(actor))}">'
-                           f"{escape(cell.observed)}{proof}</td>")  # fmt: skip
+        for actor, cell in access.row_cells(cells):
+            if cell is None:
+                tds.append('<td class="access untried">not tried</td>')
+                continue
+            proof = "" if cell.as_expected else f"<br>{cell.verdict}: proved by " + ", ".join(
+                f"<code>{escape(check)}</code>" for check in cell.checks)  # fmt: skip
+            kind = {"ok": "ok", "LEAK": "leak"}.get(cell.verdict, "wrong")
+            tds.append(f'<td class="access {kind}" title="expected: {escape(access.expected(actor))}">'
+                       f"{escape(cell.observed)}{proof}</td>")  # fmt: skip
         body.append(f"<tr><th>{escape(table)}</th>{''.join(tds)}</tr>")
     return (f'<table id="access-matrix"><thead><tr><th rowspan="2">Table or partition</th>{actors}</tr>'
             f"<tr>{commands}</tr></thead><tbody>{''.join(body)}</tbody></table>")  # fmt: skip
