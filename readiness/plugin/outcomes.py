@@ -175,14 +175,10 @@ def accepted_by(item: pytest.Item, outcome: Outcome) -> Decision | None:
     decided = getattr(item.config.option, "decisions", None)
     if not outcome.issues or decided is None:
         return None
-    found = []
-    for issue in outcome.issues:
-        issue = replace(issue, requirement=issue.requirement or outcome.requirement)
-        current = [d for d in decided.accepted if d.matches(issue) and not d.expired(date.today())]
-        if not current or issue.severity == "CRITICAL":
-            return None
-        found.append(current[0])
-    return found[0]
+    today = date.today()
+    found = [decided.accepting(replace(issue, requirement=issue.requirement or outcome.requirement), today)
+             for issue in outcome.issues]  # fmt: skip
+    return found[0] if all(found) else None
 
 
 def causes_of(item: pytest.Item) -> Causes:

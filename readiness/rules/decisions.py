@@ -28,6 +28,7 @@ NEVER_ACCEPTED = {
     "report:isolation": "it is a tenant-isolation leak (one organisation reads or writes another's rows, or anon "
     "reads any): no reason makes that acceptable. Fix the policy instead"
 }
+NEVER_ACCEPTED_SEVERITY = "CRITICAL"  # a finding that stops the migration or breaks isolation stays blocking
 PREFIXES = ("report", "rule", "squawk", "splinter", "readiness")
 DEPLOY_SETTINGS = ("lock_timeout", "statement_timeout")
 EXAMPLE = """[[accept]]
@@ -80,6 +81,18 @@ class Decisions:
     path: Path | None = None
     accepted: tuple[Decision, ...] = ()
     deploy: dict[str, str] = field(default_factory=dict)  # setting -> value the deploy's connection sets
+
+    def matching(self, issue: Issue) -> list[Decision]:
+        """The decisions naming `issue`, expired or not, in the file's order."""
+        return [decision for decision in self.accepted if decision.matches(issue)]
+
+    def current(self, issue: Issue, today: date) -> Decision | None:
+        """The first decision naming `issue` that has not expired."""
+        return next((decision for decision in self.matching(issue) if not decision.expired(today)), None)
+
+    def accepting(self, issue: Issue, today: date) -> Decision | None:
+        """The decision that accepts `issue` today: the current one, never for a CRITICAL finding."""
+        return None if issue.severity == NEVER_ACCEPTED_SEVERITY else self.current(issue, today)
 
 
 def rule_id(issue: Issue) -> str:
@@ -190,15 +203,15 @@ def judge(blocking: list[Issue], recommendations: list[Issue], decisions: Decisi
     """Each finding against the team's decisions: accepted by the first that matches it and has not expired."""
     judged, used = Judged(), set()
     for blocks, issue in [*((True, i) for i in blocking), *((False, i) for i in recommendations)]:
-        matching = [d for d in decisions.accepted if d.matches(issue)]
+        matching = decisions.matching(issue)
         used.update(matching)
-        current = next((d for d in matching if not d.expired(today)), None)
-        if current is not None and issue.severity == "CRITICAL":
+        accepted, current = decisions.accepting(issue, today), decisions.current(issue, today)
+        if accepted is not None:
+            judged.accepted.append((issue, accepted))
+            continue
+        if current is not None:  # CRITICAL
             issue = replace(issue, message=f"{issue.message} (a CRITICAL finding is never accepted: the decision at "
                                            f"{current.source} does not apply to it)")  # fmt: skip
-        elif current is not None:
-            judged.accepted.append((issue, current))
-            continue
         elif matching and blocks:
             decision = matching[0]
             judged.expired.append((issue, decision))
