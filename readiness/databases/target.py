@@ -244,13 +244,7 @@ class TargetSession:
             self.state.lint_before = lint_findings(conn)
             if self.state.error is not None:
                 return
-            try:
-                with as_deploying_role(conn, self.state):
-                    apply_file(conn, self.migration)
-                conn.commit()
-            except ApplyError as error:
-                conn.rollback()
-                self.state.error = error
+            self.state.error = self.committed(conn, self.migration)
 
     def rebuild_from_the_file(self, server: Server) -> None:
         """0024 present: the shadow before it (the rollback run on a copy of the deployed objects, committed) and
@@ -258,13 +252,8 @@ class TargetSession:
         self.state.deployed = self.shadow_snapshot()
         self.state.premigration = copy_of(server, SHADOW, SHADOW_BEFORE, self.timeouts, self.shadow.database_owner)
         with connect(self.state.premigration, self.timeouts) as conn:
-            try:
-                with as_deploying_role(conn, self.state):
-                    apply_file(conn, self.rollback)
-                conn.commit()
-            except ApplyError as error:
-                conn.rollback()
-                self.state.rollback_error = error
+            self.state.rollback_error = self.committed(conn, self.rollback)
+            if self.state.rollback_error is not None:
                 return
             self.state.baseline = snapshot.take(conn)
             self.state.lint_before = lint_findings(conn)
@@ -275,6 +264,17 @@ class TargetSession:
                     self.state.file_built = snapshot.take(conn)
                 except ApplyError as error:
                     self.state.file_error = error
+
+    def committed(self, conn: psycopg.Connection, path: Path) -> ApplyError | None:
+        """Apply `path` as the deploying role and commit it; its failure (rolled back) when it does not apply."""
+        try:
+            with as_deploying_role(conn, self.state):
+                apply_file(conn, path)
+            conn.commit()
+        except ApplyError as error:
+            conn.rollback()
+            return error
+        return None
 
     def shadow_snapshot(self) -> snapshot.Snapshot:
         with connect(self.state.conninfo, self.timeouts) as conn:
