@@ -61,9 +61,9 @@ def subject_of(path: Path, message: str) -> Location | None:
         return None
 
 
-def relative(path: Path, root: Path) -> str:
-    """`path` as a URI relative to `root` when under it (how code scanning matches a repository's files)."""
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_uri()
+def relative(path: Path, root: Path) -> str | None:
+    """`path` relative to `root` when under it (how code scanning matches a repository's files), else None."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else None
 
 
 def fingerprint(issue: Issue) -> str:
@@ -100,8 +100,8 @@ def sarif(signoff: SignOff, root: Path) -> dict[str, object]:
             "level": LEVELS.get(issue.severity, "warning"),
             "message": {"text": issue.message},
             "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": relative(path, root), **({"uriBaseId": "%SRCROOT%"}
-                                                                     if path.is_relative_to(root) else {})},
+                "artifactLocation": {"uri": under, "uriBaseId": "%SRCROOT%"} if (under := relative(path, root))
+                                    else {"uri": path.as_uri()},
                 "region": region,
             }}],
             "partialFingerprints": {"readinessFinding/v1": fingerprint(issue)},
@@ -136,7 +136,6 @@ def codequality(signoff: SignOff, root: Path) -> list[dict[str, object]]:
             "check_name": issue.rule,
             "fingerprint": fingerprint(issue),
             "severity": CODE_QUALITY.get(issue.severity, "info"),
-            "location": {"path": path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path),
-                         "lines": {"begin": line or 1}},
+            "location": {"path": relative(path, root) or str(path), "lines": {"begin": line or 1}},
         })  # fmt: skip
     return report
