@@ -97,12 +97,13 @@ class Jobs:
         optional = {"failed"}
         return {self.column(name): value for name, value in values.items() if name not in optional or self.has(name)}
 
-    def new(self, org_id: Any | None = None, **values: Any) -> dict[str, Any]:
-        """A job (total 100, and a sync_id of its type, unless given) of a new organisation, by one of its users."""
+    def new(self, org_id: Any | None = None, as_given: bool = False, **values: Any) -> dict[str, Any]:
+        """A job (total 100, and a sync_id of its type, unless given) of a new organisation, by one of its users;
+        `as_given`: PostgreSQL's refusal of it raised as it is."""
         org_id = org_id or factories.organization(self.conn, "triggers")
         values = {"total": 100, "sync_id": factories.fresh_value_of(self.conn, "sync_progress", "sync_id"), **values}
         row = factories.sync_row(self.conn, "sync_progress", org_id, factories.user(self.conn, org_id),
-                                 **self.as_columns(values))  # fmt: skip
+                                 as_given=as_given, **self.as_columns(values))  # fmt: skip
         return self.named(row)
 
     def key(self, row: dict[str, Any]) -> keys.Key:
@@ -423,7 +424,7 @@ def test_invalid_counts_refused_on_insert(jobs: Jobs, values: dict[str, Any]) ->
     """An insert with a negative count, or more processed than total, is refused; no row is written."""
     jobs.require(values)
     org_id = factories.organization(jobs.conn, "triggers")
-    error = attempt(jobs.conn, lambda: jobs.new(org_id, **with_defaults(values)))
+    error = attempt(jobs.conn, lambda: jobs.new(org_id, as_given=True, **with_defaults(values)))
     written = jobs.conn.execute("SELECT count(*) FROM sync_progress WHERE org_id = %s", (org_id,)).fetchone()[0]
     assert error is not None and written == 0, (
         f"INSERT INTO sync_progress with {jobs.as_columns(with_defaults(values))}: "

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from readiness.acting import factories
+from readiness.acting import factories, rows
 from readiness.acting.auth import attempt
 from readiness.databases import volume_cluster
 from readiness.databases.build import MigrationState, as_deploying_role
@@ -172,13 +172,13 @@ def test_rollback_keeps_prerequisite_data(
     applied: None, migrated: psycopg.Connection, migration_state: MigrationState, rollback: Path, record_figure
 ) -> None:
     """Rolling back with data removes the sync tables and leaves organisations, users and 0023's rows untouched."""
-    tenants = [factories.tenant(migrated, f"rollback-{i}") for i in range(3)]
+    tenants = factories.tenants(migrated, 3, "rollback")
     infrastructure = [f"public.{name}" for name in migration_0023_evidence(migrated, migration_state.migration)]
     kept_tables = [table for table in (*KEPT_TABLES, *infrastructure) if catalog.relation_exists(migrated, table)]
     for table in infrastructure:  # a row of 0023's tables where one can be made from their types alone
         if "org_id" in catalog.columns(migrated, table):
-            values = factories.complete(migrated, table, {"org_id": tenants[0].org_id})
-            attempt(migrated, lambda: factories.insert(migrated, table, **values))  # noqa: B023
+            values = rows.complete(migrated, table, {"org_id": tenants[0].org_id})
+            attempt(migrated, lambda: rows.insert(migrated, table, values))  # noqa: B023
     row = factories.new_row(migrated, "sync_activity_log", tenants[1].org_id)
     columns = [name for name in row if name != "created_at"]
     migrated.execute(
@@ -204,10 +204,10 @@ def test_rollback_time_on_volume(
 ) -> None:
     """On the loaded volume the rollback runs (time reported: the report estimates under 1 s), and 0024 re-applies."""
     volume_cluster.enter(volume_db, exclusive=True)  # no other worker reads the volume while it is dropped
-    rows = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]
+    held = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]
     started = time.perf_counter()
-    run_rollback(volume_db, rollback, f"applied, with {rows:,} log rows")
-    record_figure(f"rollback with {rows:,} log rows (report: <1 s)", f"{time.perf_counter() - started:.2f} s")
+    run_rollback(volume_db, rollback, f"applied, with {held:,} log rows")
+    record_figure(f"rollback with {held:,} log rows (report: <1 s)", f"{time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     apply_file(volume_db, migration)
     record_figure(

@@ -20,10 +20,12 @@ ACTORS = {
     ANON: "anon",
     SERVICE: "service_role",
 }
-# The report's 12 policies give each command on each sync table to the users of the row's organisation, and no
-# one else (report.isolation: "a user reads, writes, moves and deletes only their organisation's rows ... anon
-# and a user of no organisation reach nothing"); service_role bypasses RLS (rule.service-role).
-ENTITLED = {MEMBER: True, OTHER: False, ORPHAN: False, ANON: False, SERVICE: True}
+# The report's isolation is an upper bound: a user of the row's organisation MAY reach it (a migration granting less,
+# an append-only log, is sound: what it withholds is shown, never red); no one else may ("a user reads, writes, moves
+# and deletes only their organisation's rows ... anon and a user of no organisation reach nothing",
+# report.isolation). service_role bypasses RLS and MUST reach every organisation's rows (rule.service-role).
+MAY = {MEMBER: True, OTHER: False, ORPHAN: False, ANON: False, SERVICE: True}
+MUST = {SERVICE}
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,14 @@ class Observation:
 
     @property
     def as_expected(self) -> bool:
-        return self.reached == ENTITLED[self.actor]
+        return MAY[self.actor] if self.reached else self.actor not in MUST
 
 
 def expected(actor: str) -> str:
     """What the report expects of `actor`, in words."""
-    return "reaches the row" if ENTITLED[actor] else "reaches nothing"
+    if actor in MUST:
+        return "reaches the row"
+    return "may reach the row (granting less is sound)" if MAY[actor] else "reaches nothing"
 
 
 @dataclass
@@ -66,12 +70,20 @@ class Cell:
 
     @property
     def leak(self) -> bool:
-        return any(o.reached and not ENTITLED[o.actor] for o in self.observations)
+        return any(o.reached and not MAY[o.actor] for o in self.observations)
+
+    @property
+    def withheld(self) -> bool:
+        """A member kept from their own organisation's rows: less than ours, sound, shown."""
+        return self.actor == MEMBER and any(not o.reached for o in self.observations)
 
     @property
     def verdict(self) -> str:
-        """'ok', 'LEAK' (an actor reached rows it may not) or 'refused' (a member kept from their own)."""
-        return "ok" if self.as_expected else "LEAK" if self.leak else "refused"
+        """'ok', 'withheld' (a member kept from their own rows: sound, shown), 'LEAK' (an actor reached rows it may
+        not) or 'refused' (service_role kept from a row)."""
+        if self.as_expected:
+            return "withheld" if self.withheld else "ok"
+        return "LEAK" if self.leak else "refused"
 
     @property
     def checks(self) -> list[str]:
@@ -82,6 +94,7 @@ class Cell:
     def as_json(self) -> dict[str, object]:
         return {"command": self.command, "actor": self.actor, "observed": self.observed,
                 "expected": expected(self.actor), "as_expected": self.as_expected, "leak": self.leak,
+                "withheld": self.withheld,
                 "checks": self.checks}  # fmt: skip
 
 

@@ -40,7 +40,7 @@ PREVIEW_VALUES = {
     "sync_type": "(enum_range(NULL::sync_type))[1 + r %% 4]",
     "cache_key": "CASE WHEN r %% 2 = 0 THEN {series} END",  # of the column's type (series_value)
     "computed_by": "u.id",
-    "computed_at": "now() - make_interval(mins => g %% 600)",
+    "computed_at": "now() - make_interval(mins => 61 + g %% 600)",  # before any expiry below: computed, then expired
     # 1 in 62 expired; the others valid for 8 days, so the cached volume (reloaded weekly) keeps that ratio
     "expires_at": "CASE WHEN g %% 62 = 61 THEN now() - make_interval(mins => 1 + g %% 60)"
     " ELSE now() + make_interval(days => 8) END",
@@ -81,6 +81,28 @@ ORDERED_UUID = "('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid" 
 LOG_ROWS = """
 FROM generate_series(%(first)s::int, %(last)s::int) g
 JOIN volume_syncs p ON p.n = g %% %(sync_count)s
+"""
+# A log without a default partition takes only the times its ranges cover: its rows are spread over the ranges
+# that lie in the last year (the part of each that does), one range after another.
+PARTITION_RANGES = r"""
+CREATE TABLE volume_partitions AS
+SELECT row_number() OVER (ORDER BY lo) - 1 AS n, lo, extract(epoch FROM hi - lo)::bigint AS span
+FROM (SELECT greatest(lo, now() - interval '365 days') AS lo, least(hi, now()) AS hi
+      FROM (SELECT substring(b FROM 'FROM \(''([^'']+)''\)')::timestamptz AS lo,
+                   substring(b FROM 'TO \(''([^'']+)''\)')::timestamptz AS hi
+            FROM (SELECT pg_get_expr(c.relpartbound, c.oid) AS b FROM pg_inherits i JOIN pg_class c
+                  ON c.oid = i.inhrelid WHERE i.inhparent = 'sync_activity_log'::regclass) AS bounds
+            WHERE b <> 'DEFAULT') AS ranges) AS clipped
+WHERE hi > lo;
+CREATE UNIQUE INDEX ON volume_partitions (n);
+"""
+RANGED_LOG_ROWS = LOG_ROWS + "JOIN volume_partitions vp ON vp.n = g %% (SELECT count(*) FROM volume_partitions)\n"
+RANGED_CREATED_AT = "vp.lo + make_interval(secs => ((g * 31.5)::bigint %% vp.span)::double precision)"
+NEEDS_RANGES = """
+SELECT p.partstrat = 'r' AND pg_get_partkeydef(p.partrelid) = 'RANGE (created_at)'
+       AND NOT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                       WHERE i.inhparent = p.partrelid AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')
+FROM pg_partitioned_table p WHERE p.partrelid = 'sync_activity_log'::regclass
 """
 FILLERS = {  # a value of each type for a NOT NULL column the volume does not name
     "text": "'volume'", "character varying": "'volume'", "uuid": "gen_random_uuid()", "jsonb": "'{}'::jsonb",
@@ -159,7 +181,7 @@ CREATE UNIQUE INDEX ON volume_users (n);
 # Each log row belongs to a sync of the volume: its organisation and the user who ran it.
 SYNC_INDEX = """
 CREATE TABLE volume_syncs AS
-SELECT row_number() OVER (ORDER BY id) - 1 AS n, sync_id, org_id, initiated_by FROM sync_progress;
+SELECT row_number() OVER (ORDER BY {key}) - 1 AS n, sync_id, org_id, initiated_by FROM sync_progress;
 CREATE UNIQUE INDEX ON volume_syncs (n);
 """
 # This database only serves plans: without WAL for the log's partitions the load is faster,
@@ -189,7 +211,7 @@ BEGIN
 END
 $$;
 """
-CLEAN_UP = "DROP TABLE volume_users, volume_syncs; ANALYZE;"
+CLEAN_UP = "DROP TABLE volume_users, volume_syncs; DROP TABLE IF EXISTS volume_partitions; ANALYZE;"
 
 
 def load(conninfo: str, log_rows: int, connect, overrides: dict | None = None) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -225,10 +247,15 @@ def load(conninfo: str, log_rows: int, connect, overrides: dict | None = None) -
             conn, "sync_progress", typed(conn, "sync_progress", by_role(columns, "sync_progress", PROGRESS_VALUES)),
             PROGRESS_ROWS,
         )  # fmt: skip
-        log = insert(conn, "sync_activity_log", log_values, LOG_ROWS)
+        ranged = bool(catalog.scalar(conn, NEEDS_RANGES))
+        if ranged:
+            log_values["created_at"] = RANGED_CREATED_AT
+        log = insert(conn, "sync_activity_log", log_values, RANGED_LOG_ROWS if ranged else LOG_ROWS)
+        syncs = sql.SQL(SYNC_INDEX).format(key=sql.SQL(", ").join(
+            map(sql.Identifier, catalog.primary_key(conn, "sync_progress") or ("sync_id",))))  # fmt: skip
         conn.execute(UNLOGGED_PARTITIONS)
         conn.execute("SET LOCAL session_replication_role = replica")  # generated consistent: skip FK checks
-        for step in (TENANTS, USERS, USER_INDEX, previews, progress, SYNC_INDEX):
+        for step in (TENANTS, USERS, USER_INDEX, previews, progress, syncs, *([PARTITION_RANGES] if ranged else [])):
             conn.execute(step, params)  # type: ignore[arg-type]
         conn.commit()
     timings["tenants, previews and progress"] = time.perf_counter() - started

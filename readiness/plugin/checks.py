@@ -3,7 +3,7 @@ attributed to (read once, before any check of 0024 runs), and the fixtures the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
 import pytest
@@ -162,7 +162,20 @@ def columns(
     return resolved
 
 
+@pytest.fixture(scope="module")
+def module_tenants(
+    session_connection: psycopg.Connection, migration_state: MigrationState, causes: Causes
+) -> Iterator[tuple[Tenant, ...]]:
+    """Organisations A and B, each with a user and rows in each sync table over every column's domain
+    (readiness.acting.rows), made once for a module's checks in a transaction rolled back after them: each check
+    runs in a savepoint inside it (the `db` fixture), so what one check does to them the next never sees."""
+    if migration_state.blocked_reason:
+        blocked(migration_state.blocked_reason)
+    with session_connection.transaction(force_rollback=True):
+        yield factories.tenants(session_connection, 2)
+
+
 @pytest.fixture
-def two_tenants(migrated: psycopg.Connection) -> tuple[Tenant, Tenant]:
-    """Organisations A and B, each with a user and one row in each sync table."""
-    return factories.tenant(migrated, "org-a"), factories.tenant(migrated, "org-b")
+def two_tenants(module_tenants: tuple[Tenant, ...], migrated: psycopg.Connection) -> tuple[Tenant, ...]:
+    """Organisations A and B with their rows (module_tenants), for a check acting in its own savepoint."""
+    return module_tenants

@@ -41,7 +41,7 @@ def access_markdown(signoff: SignOff) -> list[str]:
     for table, cells in rows.items():
         marks = [
             "-" if found is None
-            else f"✓ {cell(found.observed)}" if found.as_expected
+            else f"✓ {'withheld: ' if found.withheld else ''}{cell(found.observed)}" if found.as_expected
             else f"❌ {found.verdict}: {cell(found.observed)} ({cell(', '.join(found.checks))})"
             for _, found in access.row_cells(cells)
         ]  # fmt: skip

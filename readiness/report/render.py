@@ -39,6 +39,7 @@ STYLE = """
 .signoff td.access.leak { background: #cf222e; color: white; font-weight: bold; }
 .signoff td.access.wrong { background: #ffebe9; color: #82071e; font-weight: bold; }
 .signoff td.access.untried { color: #57606a; }
+.signoff td.access.withheld { background: #eaeef2; color: #24292f; }
 </style>
 """
 
@@ -117,7 +118,7 @@ def access_table(signoff: SignOff) -> str:
                 continue
             proof = "" if cell.as_expected else f"<br>{cell.verdict}: proved by " + ", ".join(
                 f"<code>{escape(check)}</code>" for check in cell.checks)  # fmt: skip
-            kind = {"ok": "ok", "LEAK": "leak"}.get(cell.verdict, "wrong")
+            kind = {"ok": "ok", "LEAK": "leak", "withheld": "withheld"}.get(cell.verdict, "wrong")
             tds.append(f'<td class="access {kind}" title="expected: {escape(access.expected(actor))}">'
                        f"{escape(cell.observed)}{proof}</td>")  # fmt: skip
         body.append(f"<tr><th>{escape(table)}</th>{''.join(tds)}</tr>")

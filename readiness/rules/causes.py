@@ -121,7 +121,8 @@ def rls_cause(uses: tuple[str, ...], faulty: dict[str, list[str]]) -> str | None
     for table in uses:
         if table in faulty:
             return (
-                f"RLS on {table} does not follow the report's rule (each command's policy, depending on the caller): "
+                f"RLS on {table} does not keep tenants apart as the report requires (RLS on, its policies for their "
+                "commands, every row they let through of the caller's organisations): "
                 f"{'; '.join(faulty[table])}. Every failed check of {table}'s isolation follows from it"
             )
     return None

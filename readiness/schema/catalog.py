@@ -136,26 +136,28 @@ def enum_labels(conn: Connection, name: str) -> tuple[str, ...]:
 _TABLES: dict[tuple[object, ...], object] = {}
 
 
-def _session(conn: Connection) -> tuple[object, ...]:
+def session(conn: Connection) -> tuple[object, ...]:
+    """Which database session `conn` is: what is read once per session is keyed by it."""
     return (conn.info.host, conn.info.port, conn.info.dbname, conn.info.backend_pid)
 
 
 def forget(conn: Connection) -> None:
     """Drop what this session read of its tables' columns and keys (after DDL)."""
-    session = _session(conn)
-    for key in [key for key in _TABLES if key[:4] == session]:
+    current = session(conn)
+    for key in [key for key in _TABLES if key[:4] == current]:
         del _TABLES[key]
 
 
-def _read_once(conn: Connection, what: str, table: str, read):  # type: ignore[no-untyped-def]
-    key = (*_session(conn), what, table)
+def read_once(conn: Connection, what: str, table: str, read):  # type: ignore[no-untyped-def]
+    """What `read` returns of `table`, read once per session (forgotten after DDL, by forget)."""
+    key = (*session(conn), what, table)
     if key not in _TABLES:
         _TABLES[key] = read()
     return _TABLES[key]
 
 
 def columns(conn: Connection, table: str) -> dict[str, Column]:
-    return dict(_read_once(conn, "columns", table, lambda: {
+    return dict(read_once(conn, "columns", table, lambda: {
         name: Column(typ, nullable, default)
         for name, typ, nullable, default in conn.execute(COLUMNS, (qualified(table),))
     }))  # fmt: skip
@@ -178,7 +180,7 @@ def type_length(type_name: str) -> int | None:
 
 
 def required_columns(conn: Connection, table: str) -> list[Required]:
-    return list(_read_once(conn, "required", table, lambda: [
+    return list(read_once(conn, "required", table, lambda: [
         Required(name, typ, tuple(labels)) for name, typ, labels in conn.execute(REQUIRED_COLUMNS, (qualified(table),))
     ]))  # fmt: skip
 
@@ -188,7 +190,7 @@ def enum_typed_columns(conn: Connection, enums: list[str]) -> set[tuple[str, str
 
 
 def primary_key(conn: Connection, table: str) -> tuple[str, ...]:
-    return _read_once(conn, "key", table, lambda: tuple(scalar(conn, PRIMARY_KEY, qualified(table)) or ()))  # type: ignore[no-any-return]
+    return read_once(conn, "key", table, lambda: tuple(scalar(conn, PRIMARY_KEY, qualified(table)) or ()))  # type: ignore[no-any-return]
 
 
 def foreign_keys(conn: Connection, table: str) -> frozenset[ForeignKey]:

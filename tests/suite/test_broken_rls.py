@@ -33,19 +33,19 @@ def test_policy_open_to_every_row_fails_task_2_as_one_cause(readiness_run) -> No
     assert run.task(2)["failed"] >= 3
     issues = run.signoff["blocking_issues"]
     assert len(issues) == 1, issues
-    assert issues[0]["message"].startswith("RLS on sync_activity_log does not follow the report's rule"), issues
-    assert "sync_activity_log_select: its USING (true) does not depend on the caller" in issues[0]["message"]
+    assert issues[0]["message"].startswith("RLS on sync_activity_log does not keep tenants apart"), issues
+    assert "sync_activity_log_select lets any signed-in user read every organisation's rows." in issues[0]["message"]
     assert issues[0]["severity"] == "CRITICAL" and {2, 6} <= set(issues[0]["tasks"]), issues
     assert issues[0]["checks"] == sum(run.task(n)["failed"] for n in range(1, 9)), (issues, run.signoff["tasks"])
     red = {(row["table"], c["command"], c["actor"]): c for row in run.signoff["access_matrix"]["rows"]
            for c in row["cells"] if not c["as_expected"]}  # fmt: skip
     leak = red[("sync_activity_log", "SELECT", "other organisation")]
-    assert leak["leak"] and leak["observed"] == "1 row of another organisation", leak
+    assert leak["leak"] and leak["observed"] == "17 rows of another organisation", leak
     assert "tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]" in leak["checks"], leak
     assert {table for table, _, _ in red} == {"sync_activity_log"}, red  # the other tables stay green
     markdown = (run.reports / "readiness.md").read_text()
     (line,) = [line for line in markdown.splitlines() if line.startswith("| sync_activity_log |")]
-    assert "❌ LEAK: 1 row of another organisation (" in line, line
+    assert "❌ LEAK: 17 rows of another organisation (" in line, line
     assert "tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]" in line, line
 
 
@@ -64,19 +64,19 @@ def test_partitions_left_open_fail_task_2(readiness_run) -> None:
     )
     run = readiness_run(text, TASK_2)
     assert run.statuses()[2] == "FAIL", run.output
-    assert "through partitions ['sync_activity_log_" in run.task(2)["comments"], run.task(2)
+    assert 'read through partitions ["sync_activity_log_' in run.task(2)["comments"], run.task(2)
 
 
 def test_policy_not_asking_who_calls_fails_task_2(readiness_run) -> None:
     """A sub-select on auth.users_extended without the caller's id leaks every organisation with users once that
-    table is readable (the report's Step 2 gives it no RLS): the catalog rule and the behaviour both fail task 2."""
+    table is readable (the report's Step 2 gives it no RLS): the structure and the behaviour both fail task 2."""
     select = "CREATE POLICY sync_progress_select ON sync_progress FOR SELECT TO authenticated\n    USING "
     blind = "(org_id IN (SELECT ue.org_id FROM auth.users_extended ue))"
     run = readiness_run(mutate(select + ORG_MEMBER, select + blind), TASK_2)
     assert run.statuses()[2] == "FAIL", run.output
     failed = {line.split("::")[1].split(" ")[0] for line in run.output.splitlines() if line.startswith("FAILED")}
     assert failed == {
-        "test_policy_definition[sync_progress_select]",
+        "test_isolation_proven_by_structure[sync_progress_select]",
         "test_isolation_holds_when_users_extended_has_no_rls[sync_progress]",
     }, run.output[-3000:]
 
@@ -92,6 +92,6 @@ def test_missing_policy_is_one_cause(readiness_run) -> None:
     assert run.signoff["verdict"] == "NOT APPROVED", run.output
     issues = run.signoff["blocking_issues"]
     assert len(issues) == 1, issues
-    assert issues[0]["message"].startswith("RLS on sync_progress does not follow the report's rule"), issues
+    assert issues[0]["message"].startswith("RLS on sync_progress does not keep tenants apart"), issues
     assert "policy sync_progress_insert does not exist" in issues[0]["message"], issues
     assert issues[0]["checks"] == sum(run.task(n)["failed"] for n in range(1, 9)) >= 3, issues

@@ -14,7 +14,8 @@ from tests.suite.helpers import sarif_errors
 
 pytestmark = pytest.mark.suite
 
-POLICY = "RLS on sync_activity_log does not follow the report's rule: sync_activity_log_select: its USING (true) ..."
+POLICY = ("RLS on sync_activity_log does not keep tenants apart as the report requires (...): sync_activity_log_select "
+          "lets any signed-in user read every organisation's rows ...")
 
 
 def line_of(path: Path, text: str) -> int:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from readiness.acting.access import ANON, OTHER
 from readiness.schema import ledger
+from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from tests.suite.family import variants
-from tests.suite.family.mutants import COVERED_ELSEWHERE, MUTANTS
+from tests.suite.family.mutants import COVERED_ELSEWHERE, LEAK_BASES, LEAK_CONDITIONS, MUTANTS, leaks
 from tests.suite.helpers import ReadinessRun
 
 pytestmark = pytest.mark.suite
@@ -96,6 +98,34 @@ def test_mutants_are_caught_by_their_task(readiness_run, tmp_path: Path, group: 
     issues = run.signoff["blocking_issues"]
     assert issues and all(issue["requirement"] and issue["requirement"]["source"] in ("report", "rule")
                           for issue in issues), issues  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(LEAK_CONDITIONS))
+def test_row_dependent_leaks_are_caught_by_task_2(readiness_run, tmp_path: Path, kind: str) -> None:
+    """Each of the 12 policies widened by `OR <a condition on the row>` (an enum label other than the first, a NULL,
+    a time; a different condition for each command of a table) is caught by task 2 twice: its structure names the
+    policy and who it lets reach which rows, and a user of another organisation (anon too, for a policy TO public)
+    is seen reaching those rows, in the access matrix."""
+    base = LEAK_BASES[kind]
+    if base is None:
+        migration, rollback, extra = DEFAULT_MIGRATION.read_text(), DEFAULT_ROLLBACK.read_text(), []
+    else:
+        choices = variants.FAMILY[base]
+        migration, rollback = variants.migration(choices), variants.rollback(choices)
+        extra = [f"--columns={columns_file(tmp_path, base)}"]
+    text, made = leaks(kind, migration)
+    run = readiness_run(text, "tests/test_02_rls.py", *extra, rollback_text=rollback)
+    assert (run.exit_code, run.signoff.get("verdict"), run.statuses().get(2)) == (1, "NOT APPROVED", "FAIL"), (
+        run.output[-3000:]
+    )
+    said = " ".join(issue["message"] for issue in run.signoff["blocking_issues"])
+    unnamed = [f"{policy} OR {condition}" for _, _, policy, condition in made if f"{policy} lets " not in said]
+    assert unnamed == [], f"leaks the structure does not name: {unnamed}; issues: {said[:3000]}"
+    cells = {(row["table"], c["command"], c["actor"]): c for row in run.signoff["access_matrix"]["rows"]
+             for c in row["cells"]}  # fmt: skip
+    unseen = [f"{table} {command} ({condition})" for table, command, _, condition in made
+              if not any(cells.get((table, command, actor), {}).get("leak") for actor in (OTHER, ANON))]  # fmt: skip
+    assert unseen == [], f"leaks no behaviour check saw: {unseen}"
 
 
 def test_undetectable_role_blocks_until_configured(readiness_run, tmp_path: Path) -> None:

@@ -150,4 +150,64 @@ COVERED_ELSEWHERE = {
     "report.policies": "tests/suite/test_broken_rls.py::test_missing_policy_is_one_cause",
     "rule.service-role": "tests/suite/test_reach.py::test_tables_deployed_without_grants_are_one_gap_per_role",
     "report.deployed-contract": "tests/suite/test_deployed.py::test_deployed_with_drift_from_the_contract_is_blocked",
+    "rule.contained": "tests/suite/test_hostile.py::test_escaping_statements_are_run_nowhere",
 }
+
+
+# --- row-dependent leaks (issue #28): one policy widened by `OR <a condition on the row>` ------------------------
+
+CLAUSE = {"select": "USING (", "insert": "WITH CHECK (", "update": "USING (", "delete": "USING ("}
+# Per kind of condition, a condition on each table's own columns: an enum label other than the first, a nullable
+# column being NULL, a time. Each command of a table gets a different one, so no leak hides behind another's.
+LEAK_CONDITIONS: dict[str, dict[str, tuple[str, str, str, str]]] = {
+    "an enum label": {
+        "sync_preview_cache": ("sync_type = 'shopify'", "sync_type = 'custom'", "entity_type = 'invoice'",
+                               "sync_type = 'odoo'"),
+        "sync_progress": ("status = 'failed'", "entity_type = 'order'", "status = 'cancelled'",
+                          "status = 'timeout'"),
+        "sync_activity_log": ("entity_type = 'invoice'", "action = 'manual_trigger'", "action = 'error_recovery'",
+                              "status = 'paused'"),
+    },
+    "a NULL": {
+        "sync_preview_cache": ("computed_by IS NULL", "cache_key IS NULL", "computed_by IS NULL",
+                               "cache_key IS NULL"),
+        "sync_progress": ("initiated_by IS NULL", "completed_at IS NULL", "initiated_by IS NULL",
+                          "completed_at IS NULL"),
+        "sync_activity_log": ("user_id IS NULL", "user_id IS NULL", "user_id IS NULL", "user_id IS NULL"),
+    },
+    "a time": {
+        "sync_preview_cache": ("expires_at < now()", "expires_at > now() + interval '7 days'",
+                               "computed_at < now() - interval '7 days'", "expires_at < now()"),
+        "sync_progress": ("started_at < now() - interval '7 days'", "started_at > now() + interval '7 days'",
+                          "started_at < now() - interval '7 days'", "started_at < now() - interval '1 day'"),
+        "sync_activity_log": ("created_at < now() - interval '30 days'", "created_at < now() - interval '30 days'",
+                              "created_at < now() - interval '30 days'", "created_at < now() - interval '1 day'"),
+    },
+}  # fmt: skip
+# The variant each kind widens: ours (IN a sub-select), EXISTS, and a helper TO public (anon too).
+LEAK_BASES = {"an enum label": None, "a NULL": "exists_interval", "a time": "helper_public_ms"}
+POLICY_PREFIX = {"sync_preview_cache": "preview_cache", "sync_progress": "sync_progress",
+                 "sync_activity_log": "sync_activity_log"}  # fmt: skip
+
+
+def widened(text: str, policy: str, command: str, condition: str) -> str:
+    """`text` with the policy's USING (WITH CHECK for INSERT) widened to `(<expression>) OR <condition>`."""
+    start = text.index(f"CREATE POLICY {policy} ")
+    clause = text.index(CLAUSE[command], start) + len(CLAUSE[command])
+    depth, end = 1, clause
+    while depth:
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        end += 1
+    return f"{text[:clause]}({text[clause:end - 1]}) OR {condition}{text[end - 1:]}"
+
+
+def leaks(kind: str, text: str) -> tuple[str, list[tuple[str, str, str, str]]]:
+    """`text` with every one of the 12 policies widened by a condition of `kind`; and (table, command, policy,
+    condition) of each."""
+    made = []
+    for table, conditions in LEAK_CONDITIONS[kind].items():
+        for command, condition in zip(("select", "insert", "update", "delete"), conditions, strict=True):
+            policy = f"{POLICY_PREFIX[table]}_{command}"
+            text = widened(text, policy, command, condition)
+            made.append((table, command.upper(), policy, condition))
+    return text, made
