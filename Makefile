@@ -20,12 +20,17 @@ setup: $(VENV)/.installed
 	$(PY) -m readiness.postgres.install
 
 # Your own migration and database: make readiness MIGRATION=/path/0024.sql ROLLBACK=/path/0024_down.sql
-# (and DSN=postgresql://... to verify an existing database, COLUMNS=/path/columns.toml for column roles,
+# (and DSN=postgresql://... to verify an existing database, or READINESS_DSN in the environment, which ps does not
+# show as it shows make's arguments; COLUMNS=/path/columns.toml for column roles,
 # DECISIONS=/path/readiness.toml for the team's accepted findings, by default the readiness.toml beside MIGRATION).
 READINESS_OPTIONS = $(if $(MIGRATION),--migration $(abspath $(MIGRATION))) $(if $(ROLLBACK),--rollback $(abspath $(ROLLBACK))) \
-	$(if $(DSN),--dsn '$(DSN)') $(if $(COLUMNS),--columns $(abspath $(COLUMNS))) \
-	$(if $(DECISIONS),--decisions $(abspath $(DECISIONS)))
+	$(if $(COLUMNS),--columns $(abspath $(COLUMNS))) $(if $(DECISIONS),--decisions $(abspath $(DECISIONS)))
 
+# The DSN reaches pytest in the environment, not on the recipe's line, which make prints: its password stays unseen
+# (and unmangled: $(value) keeps a $ in it, and no shell quoting meets its quotes).
+ifdef DSN
+readiness: export READINESS_DSN := $(value DSN)
+endif
 readiness: setup
 	$(PYTEST) -m readiness $(READINESS_OPTIONS)
 

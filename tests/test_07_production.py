@@ -20,8 +20,8 @@ from readiness.databases.build import MigrationState
 from readiness.postgres.connection import Timeouts, connect
 from readiness.report.messages import apply_error_issue, missing_prerequisite
 from readiness.rules import lint, locks, squawk
-from readiness.schema import catalog, expected
-from readiness.schema.apply import ApplyError, apply_file
+from readiness.schema import catalog, expected, scope
+from readiness.schema.apply import ApplyError, NotRun, apply_file
 from readiness.schema.prerequisites import evidence_of_0023
 from readiness.verdicts import Issue, blocked, not_applicable
 
@@ -39,6 +39,33 @@ def dry_run(conn: psycopg.Connection, migration: Path, timeouts: Timeouts) -> No
     """Apply `migration` in `conn`'s transaction (the caller rolls it back), never waiting on a lock for long."""
     conn.execute(SET_LOCK_TIMEOUT, (f"{timeouts.lock_ms}ms",))
     apply_file(conn, migration)
+
+
+# --- what the file does beyond its transaction and its objects ---------------------------
+
+RULE_OF = {scope.ESCAPES: "readiness:escapes-rollback", scope.SCOPE: "readiness:outside-scope",
+           scope.SPLIT: "readiness:split-transaction"}  # fmt: skip
+
+
+@pytest.mark.enforces("rule.contained")
+@pytest.mark.separate_causes
+@pytest.mark.parametrize("which", ["migration", "rollback"])
+def test_file_stays_within_its_transaction_and_objects(
+    request: pytest.FixtureRequest, migration: Path, which: str, blocking_issue, recommendation
+) -> None:
+    """The file (its DO blocks and functions too) does nothing a rollback cannot undo or that reaches outside the
+    database (such a file is run nowhere), changes nothing 0024 does not own, and is one transaction."""
+    path = request.getfixturevalue(which)
+    found = scope.findings(path, migration)
+    for finding in found:
+        if finding.kind == scope.UNSEEN:
+            recommendation("LOW", f"{finding.message}: not read by the scope check; say what it runs, or make it "
+                           "a static statement", str(finding.location), rule="readiness:unread-sql")  # fmt: skip
+        else:
+            blocking_issue({"severity": finding.severity, "message": finding.message, "location": str(finding.location),
+                            "rule": RULE_OF[finding.kind]})  # fmt: skip
+    blocking = [f"{finding.location}: {finding.message}" for finding in found if finding.kind != scope.UNSEEN]
+    assert blocking == [], "; ".join(blocking)
 
 
 # --- the report's table ----------------------------------------------------------------
@@ -124,6 +151,8 @@ def test_migration_executes_on_a_fresh_database(
     failure = None
     try:
         dry_run(premigration, migration, timeouts)
+    except NotRun as error:  # run nowhere: the scope check names each statement, and this is blocked by it
+        blocked(f"migration 0024 was run nowhere, since what it does no rollback undoes: {error}")
     except ApplyError as error:
         failure = error
         blocking_issue(apply_error_issue(error))
@@ -142,7 +171,7 @@ def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> Non
 @pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
 def test_file_runs_on_the_target_within_the_lock_budget(
-    migration_state: MigrationState, record_figure, recommendation, blocking_issue
+    migration_state: MigrationState, pytestconfig: pytest.Config, record_figure, recommendation, blocking_issue
 ) -> None:
     """On a target, the file (or, with 0024 deployed, its rollback) runs there too: once, in a transaction rolled
     back at once, holding what stalls the application's writes no longer than the lock budget."""
@@ -161,6 +190,13 @@ def test_file_runs_on_the_target_within_the_lock_budget(
             "the target",
         )
         not_applicable(f"could not be checked on the target without stalling it: {outcome.stalled}")
+    if outcome.slow is not None:  # the file's own statement, not other sessions: the deploy would stall writes
+        slow, budget_ms = outcome.slow, pytestconfig.getoption("lock_budget")
+        blocking_issue({"severity": "HIGH", "location": str(slow.location), "message": (
+            f"{slow.statement}: ran longer than the lock budget ({budget_ms} ms) on the target "
+            "after the file had named its existing tables, so the deploy would hold the application's writes on them "
+            "at least that long; the run cancelled it there, once")})  # fmt: skip
+    assert outcome.slow is None, f"the file's own statement outran the lock budget on the target: {outcome.slow}"
     deployer, verifier = migration_state.deploying_role, migration_state.verifying_role
     if outcome.error is not None and outcome.error.sqlstate == INSUFFICIENT_PRIVILEGE and deployer != verifier:
         # the role verifying may not do what the deploying role does: a finding on the verifier, not on the file
@@ -251,6 +287,8 @@ def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeo
     """The locks 0024 takes on the relations that existed before it, and their rewrites, in a rolled-back dry run."""
     try:
         traced = locks.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
+    except NotRun as error:
+        blocked(f"migration 0024 was run nowhere, since what it does no rollback undoes: {error}")
     except ApplyError as error:  # test_migration_executes_on_a_fresh_database fails with it
         blocked(f"migration 0024 did not apply: {error}")  # one cause with the apply check's
     record_figure("0024 lock footprint", str(traced))

@@ -20,7 +20,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from readiness.postgres.connection import Timeouts, connect
 from readiness.rules import lint
 from readiness.schema import snapshot
-from readiness.schema.apply import ApplyError, apply_file
+from readiness.schema.apply import ApplyError, NotRun, apply_file
 from readiness.schema.deployment import TargetState
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from readiness.schema.prerequisites import evidence_of_0023, missing_prerequisites
@@ -57,11 +57,18 @@ class MigrationState:
         return self.error is None and not self.missing_prerequisites
 
     @property
+    def ran(self) -> str:
+        """What became of the file, for the sign-off: applied, failed, or not run (it escapes a rollback)."""
+        return "not run" if isinstance(self.error, NotRun) else "failed" if self.error is not None else "applied"
+
+    @property
     def blocked_reason(self) -> str | None:
         if self.partial:
             return self.partial
         if self.missing_prerequisites:
             return f"missing prerequisites: {', '.join(self.missing_prerequisites)}"
+        if isinstance(self.error, NotRun):
+            return f"migration 0024 was run nowhere, since what it does no rollback undoes: {self.error}"
         if self.error is not None:
             return f"migration 0024 did not apply: {self.error}"
         return None
@@ -73,7 +80,7 @@ def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeout
     conninfo = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=dbname)
     with connect(conninfo, timeouts) as conn:
         for path in [*PREREQUISITE_FILES, MIGRATION_0023]:
-            apply_file(conn, path)
+            apply_file(conn, path, trusted=True)
             conn.commit()
     return conninfo
 

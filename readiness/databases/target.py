@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo as libpq
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
@@ -25,6 +24,7 @@ from readiness.databases import facts, shadow
 from readiness.databases.build import MigrationState, as_deploying_role, inspect, lint_findings
 from readiness.errors import ReadinessUsageError
 from readiness.postgres.connection import Timeouts, connect
+from readiness.postgres.dsn import CODES, describe, redact, unreadable
 from readiness.rules.budget import LockBudget
 from readiness.rules.budget import Outcome as DryRun
 from readiness.schema import deployment, drift, snapshot
@@ -39,34 +39,19 @@ UNREADABLE_SCHEMAS = (
 )
 
 
-class Dsn(str):
-    """A DSN whose repr hides its password: pytest prints fixture values in tracebacks."""
-
-    def __repr__(self) -> str:
-        return f"Dsn({describe(self)!r})"
-
-
-def describe(dsn: str) -> str:
-    """host:port/dbname as user: what the reports show of a DSN, never its password."""
-    try:
-        parts = libpq.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "an unparsable DSN"
-    return (
-        f"{parts.get('host', 'localhost')}:{parts.get('port', '5432')}/{parts.get('dbname', '?')}"
-        f" as {parts.get('user', '?')}"
-    )
-
-
 def open_target(dsn: str, timeouts: Timeouts) -> psycopg.Connection:
-    """Connect to the target, or raise a usage error saying what failed and what to check."""
+    """Connect to the target, or raise a usage error saying what failed and what to check, never the password."""
     try:
         return connect(dsn, timeouts)
     except psycopg.ProgrammingError as error:
-        raise ReadinessUsageError(f"The DSN given by --dsn / READINESS_DSN is not valid: {error}") from None
+        raise ReadinessUsageError(unreadable(dsn, error)) from None
     except psycopg.OperationalError as error:
-        cause = str(error).strip().replace(dsn, describe(dsn))
-        hint = "check the password" if "password" in cause else "check host, port, database name and network access"
+        cause = redact(str(error).strip(), dsn)
+        hint = (
+            f"check the password: in a URL it must be URL-encoded, {CODES}"
+            if "password" in cause
+            else "check host, port, database name and network access"
+        )
         raise ReadinessUsageError(f"Cannot connect to the target {describe(dsn)}: {cause} ({hint}).") from None
 
 

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from readiness.databases import volume
-from readiness.databases.target import Dsn
 from readiness.databases.volume_cluster import VolumeCluster
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.postgres import interrupt, server
@@ -32,12 +31,6 @@ SHARED_SERVER, SHARED_VOLUME = "readiness_server", "readiness_volume"
 def config_timeouts(config: pytest.Config) -> Timeouts:
     """The run's --lock-timeout and --statement-timeout."""
     return Timeouts(config.getoption("lock_timeout"), config.getoption("statement_timeout"))
-
-
-def target_dsn_of(config: pytest.Config) -> str | None:
-    """The --dsn or READINESS_DSN of this run, None for the ephemeral cluster."""
-    dsn = config.getoption("dsn") or os.environ.get("READINESS_DSN")
-    return Dsn(dsn) if dsn else None
 
 
 def server_binaries(config: pytest.Config) -> Path:
@@ -143,7 +136,7 @@ class SharedClusters:
                 host=self.server.host, port=self.server.port, user=self.server.user, dbname="postgres"
             )
             with connect(conninfo, config_timeouts(self.config)) as conn:
-                apply_file(conn, SUPABASE_ROLES_SQL)
+                apply_file(conn, SUPABASE_ROLES_SQL, trusted=True)
                 conn.commit()
             self.volume = start_volume(self.config)
         except BaseException:  # interrupted or failed here, pytest calls no sessionfinish: stop what started

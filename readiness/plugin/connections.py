@@ -11,7 +11,6 @@ import pytest
 
 from readiness.databases import volume, volume_cluster
 from readiness.databases.build import MigrationState, create_with_prerequisites
-from readiness.databases.target import describe
 from readiness.databases.volume_cluster import VolumeUnavailable
 from readiness.errors import EXIT_USAGE_ERROR
 from readiness.plugin.clusters import (
@@ -20,6 +19,7 @@ from readiness.plugin.clusters import (
 )
 from readiness.postgres import server
 from readiness.postgres.connection import Timeouts, connect
+from readiness.postgres.dsn import describe
 from readiness.verdicts import blocked
 
 

@@ -22,7 +22,7 @@ from readiness.report.markdown import signoff_markdown
 from readiness.report.render import signoff_html, terminal_table
 from readiness.report.signoff import SIGNOFF_KEY, SignOff
 from readiness.schema import ledger
-from readiness.schema.apply import meta_commands
+from readiness.schema.statements import has_byte_order_mark, meta_commands
 from readiness.verdicts import BLOCKED, DIFFERS, FAILED, Issue, Outcome
 
 EXIT_NOT_APPROVED = 1
@@ -45,6 +45,10 @@ def pytest_configure(config: pytest.Config) -> None:
     skipped = meta_commands(config.option.migration) + meta_commands(config.option.rollback)
     if skipped:
         signoff.environment["psql meta-commands skipped (they change nothing in the database)"] = "; ".join(skipped)
+    marked = [str(path) for path in (config.option.migration, config.option.rollback) if has_byte_order_mark(path)]
+    if marked:
+        signoff.environment["files starting with a UTF-8 byte-order mark (read without it, as psql does)"] = ", ".join(
+            marked)  # fmt: skip
     config.stash[SIGNOFF_KEY] = signoff
     config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
     if config.pluginmanager.hasplugin("html"):
@@ -118,6 +122,7 @@ class SignOffReporter:
                 "environment": self.signoff.environment,
                 "figures": self.signoff.figures,
                 "recommendations": [issue.__dict__ for issue in self.signoff.recommendations],
+                "ran": self.signoff.ran,
             }
             return
         if self.config.option.collectonly:
@@ -166,6 +171,7 @@ class SignOffReporter:
         self.signoff.figures.update(recorded.get("figures", {}))
         for issue in recorded.get("recommendations", []):
             self.signoff.recommendations[Issue.of(issue)] = None
+        self.signoff.ran = recorded.get("ran") or self.signoff.ran
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         if self.config.option.collectonly:

@@ -10,9 +10,10 @@ import pytest
 
 from readiness import PROJECT_ROOT
 from readiness.errors import ReadinessUsageError
+from readiness.postgres import dsn
 from readiness.rules import decisions
 from readiness.rules.budget import DEFAULT_BUDGET_MS
-from readiness.schema import column_roles
+from readiness.schema import column_roles, statements
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 
 
@@ -70,9 +71,15 @@ def is_readiness_run(config: pytest.Config) -> bool:
     return (config.getoption("markexpr") or "").strip() == "readiness"
 
 
+def target_dsn_of(config: pytest.Config) -> dsn.Dsn | None:
+    """The --dsn or READINESS_DSN of this run, None for the ephemeral cluster."""
+    given = config.getoption("dsn") or os.environ.get(DSN_ENV)
+    return dsn.Dsn(given) if given else None
+
+
 # The plugin's options that take a path or a URL: typed with a space, pytest may take the value for a test path.
 VALUE_OPTIONS = ("--migration", "--rollback", "--report-dir", "--columns", "--decisions", "--dsn", "--postgresql-exec")
-REEXEC_ENV = "READINESS_REEXEC"
+REEXEC_ENV, DSN_ENV = "READINESS_REEXEC", "READINESS_DSN"
 
 
 def run_again_with_the_suites_configuration(config: pytest.Config) -> None:
@@ -90,6 +97,10 @@ def run_again_with_the_suites_configuration(config: pytest.Config) -> None:
     while args:
         arg = args.pop(0)
         joined.append(f"{arg}={args.pop(0)}" if arg in VALUE_OPTIONS and args else arg)
+    passed_on = ""
+    if config.getoption("dsn"):  # in the environment: the line below and the new process's ps would show its password
+        os.environ[DSN_ENV] = config.getoption("dsn")
+        joined, passed_on = [arg for arg in joined if not arg.startswith("--dsn=")], f" (--dsn passed on as {DSN_ENV})"
     tests = PROJECT_ROOT / "tests"
     given = [Path(arg).resolve() for arg in joined if not arg.startswith("-") and Path(arg).exists()]
     if not any(path == tests or tests in path.parents for path in given):
@@ -97,13 +108,15 @@ def run_again_with_the_suites_configuration(config: pytest.Config) -> None:
     capture = config.pluginmanager.get_plugin("capturemanager")
     if capture is not None:
         capture.stop_global_capturing()  # the new process writes to the terminal, not to pytest's capture files
-    print(f"readiness: running again with this suite's configuration ({ours}): pytest {' '.join(joined)}", flush=True)
+    print(f"readiness: running again with this suite's configuration ({ours}): pytest {' '.join(joined)}{passed_on}",
+          flush=True)  # fmt: skip
     os.environ[REEXEC_ENV] = "1"
     os.execv(sys.executable, [sys.executable, "-m", "pytest", f"--rootdir={PROJECT_ROOT}", "-c", str(ours), *joined])
 
 
 def validate(config: pytest.Config) -> None:
-    """The migration, rollback and columns files exist and read; the budget and volume are sizes that make sense."""
+    """The migration, rollback and columns files exist and read; a target's DSN reads as meant; the budget and volume
+    are sizes that make sense."""
     for option in ("migration", "rollback"):
         path = config.getoption(option).resolve()
         if path.is_dir():
@@ -112,6 +125,10 @@ def validate(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--{option} file not found: {path}. Give the path of an existing .sql file.")
         if path.suffix.lower() != ".sql":
             raise pytest.UsageError(f"--{option} {path} is not a .sql file: give the migration's SQL file.")
+        try:
+            statements.text_of(path)  # UTF-8 text, not a binary file: said here, before anything reads it
+        except ReadinessUsageError as error:
+            raise pytest.UsageError(f"--{option}: {error}") from None
         setattr(config.option, option, path)
     if config.getoption("columns") is not None:
         config.option.columns = config.getoption("columns").resolve()
@@ -123,6 +140,11 @@ def validate(config: pytest.Config) -> None:
         config.option.decisions = decisions.load(decisions.find(config.option.migration, config.getoption("decisions")))
     except ReadinessUsageError as error:
         raise pytest.UsageError(str(error)) from None
+    if (target := target_dsn_of(config)) is not None:
+        try:
+            dsn.check(target)
+        except ReadinessUsageError as error:
+            raise pytest.UsageError(str(error)) from None
     if config.getoption("lock_budget") < 50:
         raise pytest.UsageError(
             f"--lock-budget={config.getoption('lock_budget')}: give the longest a lock moment on the target may last, "

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings
 
 from readiness.databases.build import DBNAME, MigrationState, create_ephemeral
-from readiness.databases.target import Server, TargetSession, describe
+from readiness.databases.target import Server, TargetSession
 from readiness.databases.volume_cluster import VolumeHandle
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
 from readiness.plugin.clusters import (
@@ -28,10 +28,11 @@ from readiness.plugin.clusters import (
     start_server,
     start_volume,
     stop_server,
-    target_dsn_of,
 )
+from readiness.plugin.options import target_dsn_of
 from readiness.postgres import interrupt, server
 from readiness.postgres.connection import Timeouts
+from readiness.postgres.dsn import describe
 from readiness.report.signoff import SIGNOFF_KEY, SignOff
 from readiness.rules.budget import LockBudget
 from readiness.verdicts import Issue
@@ -181,10 +182,12 @@ def migration_state(
     request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, target_dsn: str | None
 ) -> MigrationState:
     """Prerequisites and 0023 in place, then the 0024 under test applied (or its failure recorded)."""
+    signoff = pytestconfig.stash[SIGNOFF_KEY]
     if target_dsn:
         session = request.getfixturevalue("target_session")
         state = session.state
         state.target_dry_run = session.dry_run
+        signoff.ran = state.ran
         if needs_volume(request.session) and not state.blocked_reason:
             request.getfixturevalue("volume_handle")  # loads or copies while the tasks run
         return state
@@ -195,7 +198,7 @@ def migration_state(
     dbname = database_name(pytestconfig, DBNAME)
     state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration, dbname)
     elapsed = time.perf_counter() - started
-    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    signoff.ran = state.ran
     signoff.figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
     record_pre_existing(signoff, state)
     return state

@@ -111,6 +111,8 @@ class SignOff:
     recommendations: dict[Issue, None] = field(default_factory=dict)  # in the order found, once each
     design_differences: dict[str, DesignDifference] = field(default_factory=dict)  # subject -> difference
     target_state: str = "ephemeral"  # or what a target held of 0024: absent, present, partial (schema.deployment)
+    ran: str | None = None  # what became of the file: "applied", "failed", "not run" (it escapes a rollback); None
+    # when the run ended before it was applied anywhere
     lock_moments: dict[str, object] = field(default_factory=dict)  # on a target: readiness.rules.budget's record
     decisions: Decisions = field(default_factory=Decisions)  # the team's, from the decisions file
     settled: dict[Issue, Decision] = field(default_factory=dict)  # findings checks settled: squawk's own, a setting
@@ -147,15 +149,17 @@ class SignOff:
     def purpose(self) -> str:
         """What the run was, then what its verdict means for it."""
         deployed = self.target_state == "present"
+        said = PURPOSE[self.target_state] if self.ran == "applied" or self.target_state == "partial" else UNRUN.get(
+            self.ran, UNRUN[None]).format(where=WHERE[self.target_state])  # fmt: skip
         if self.verdict == "APPROVED":
             outcome = "The deployed 0024 **meets the report**" if deployed else "Migration 0024 **can be deployed**"
-            return f"{PURPOSE[self.target_state]} {outcome}: all 8 validation tasks pass."
+            return f"{said} {outcome}: all 8 validation tasks pass."
         outcome = (
             "The deployed 0024 **does NOT meet the report**"
             if deployed
             else "Migration 0024 **CANNOT be deployed** yet"
         )
-        return f"{PURPOSE[self.target_state]} {outcome}: {len(self.blocking_issues)} blocking issue(s), listed below."
+        return f"{said} {outcome}: {len(self.blocking_issues)} blocking issue(s), listed below."
 
     @property
     def verdict(self) -> str:
@@ -356,6 +360,17 @@ PURPOSE = {
     "in one transaction, rolled back.",
     "partial": "0024 is partly on the target: a deploy stopped half-way. Nothing of it is checked until the target "
     "holds all of it or none; the blocking issue says what exists, what is missing and which way out works.",
+}
+
+
+# What the run was when the file did not apply: it failed, was run nowhere, or the run ended before it got there.
+WHERE = {"ephemeral": "an ephemeral PostgreSQL holding its prerequisites and 0023",
+         "absent": "the target's shadow (0024 is not on the target yet)",
+         "present": "the target's shadow, after the deployed 0024's rollback"}  # fmt: skip
+UNRUN = {
+    "failed": "This run gates the deploy: 0024 was run on {where} and did not apply there.",
+    "not run": "This run gates the deploy: 0024 was run nowhere, since what it does no rollback undoes.",
+    None: "This run ended before 0024 was applied anywhere.",
 }
 
 

@@ -19,6 +19,8 @@ import pglast
 import psycopg
 from pglast import ast
 
+from readiness.schema.statements import nodes as _nodes
+
 # The calls that identify the caller: auth.uid() and auth.jwt() (its `sub`), or the JWT claims read directly.
 CALLER_FUNCTIONS = {("auth", "uid"), ("auth", "jwt")}
 CLAIM_SETTINGS = ("request.jwt.claim",)  # request.jwt.claims and request.jwt.claim.sub both start so
@@ -99,18 +101,6 @@ def _plpgsql_queries(definition: str) -> list[str]:
     except pglast.parser.ParseError:
         return []
     return found
-
-
-def _nodes(node: object):  # type: ignore[no-untyped-def]
-    if isinstance(node, (tuple, list)):
-        for item in node:
-            yield from _nodes(item)
-        return
-    if not isinstance(node, ast.Node):
-        return
-    yield node
-    for attribute in node.__slots__:
-        yield from _nodes(getattr(node, attribute))
 
 
 def _is_claims(call: ast.FuncCall) -> bool:

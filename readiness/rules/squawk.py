@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from readiness.rules.decisions import SATISFIED, SQUAWK, Decision
+from readiness.schema.statements import text_of
 
 RULES_FILE = Path(__file__).with_name("squawk_rules.toml")
 BLOCKING, RECOMMENDATION, NOT_APPLICABLE = "blocking", "recommendation", "not applicable"
@@ -34,6 +35,12 @@ CONFIG_FILE = ".squawk.toml"
 IGNORE = re.compile(r"--\s*squawk-ignore(-file)?\b([^\n]*)")
 # The settings a deploy may make for itself (per role, per connection) in place of SET in the file.
 TIMEOUT_RULES = {"require-lock-timeout": "lock_timeout", "require-statement-timeout": "statement_timeout"}
+# A timeout SET to zero is no timeout (postgres-facts.md): squawk takes any SET for one, so the gate hides such a SET
+# from it, and squawk asks for a timeout as if the file set none.
+ZERO_TIMEOUT = re.compile(
+    r"(?im)^[ \t]*SET[ \t]+(?:LOCAL[ \t]+|SESSION[ \t]+)?(lock_timeout|statement_timeout)[ \t]*(?:=|TO)[ \t]*"
+    r"'?[ \t]*0+[ \t]*(?:ms|s|min)?[ \t]*'?[ \t]*;"
+)
 
 
 class SquawkUnavailable(Exception):
@@ -137,7 +144,9 @@ def lint(
     """squawk's findings on `path` (kind "migration" or "rollback"), each with its decision, and those the team
     settled, saying how: its .squawk.toml, a `-- squawk-ignore` comment, or a timeout the deploy sets itself
     (`deploy`: setting -> (value, where it is set))."""
-    text = path.read_text(encoding="utf-8")
+    text = text_of(path)
+    disabled = {match.group(1).lower(): text[: match.start()].count("\n") + 1 for match in ZERO_TIMEOUT.finditer(text)}
+    text = ZERO_TIMEOUT.sub(lambda m: " " * len(m.group(0)), text)  # same lines and columns, no SET to zero
     found_comments = comments(text)
     inert = IGNORE.sub(lambda m: m.group(0).replace("squawk-ignore", "squawk-inert_"), text)
     every = run(path, inert, server_version)
@@ -168,5 +177,8 @@ def lint(
             where = f"{path.name}:{comment.line}" if comment else path.name
             settled = Decision(f"squawk:{rule}@{location}", f"`{comment.text if comment else 'squawk-ignore'}` in the "
                                "file", "a squawk-ignore comment", "", where, SQUAWK)  # fmt: skip
-        findings.append(Finding(rule, location, str(item["message"]), decision, entry["why"], settled))
+        message = str(item["message"])
+        if setting in disabled:
+            message += f" (the file's SET {setting} to 0, at line {disabled[setting]}, means no timeout at all)"
+        findings.append(Finding(rule, location, message, decision, entry["why"], settled))
     return findings

@@ -1,15 +1,16 @@
 """Apply a SQL file statement by statement; a failure names file:line:column.
 
-pglast carries PostgreSQL 17's own parser: it splits the file exactly as the server
-would and gives each statement's offset; the server's error position (or, when it
-gives none, the relation it names) places the failure inside the statement.
+The file is split by PostgreSQL's own parser (readiness.schema.statements); the server's error position (or, when
+it gives none, the relation it names) places a failure inside its statement. A file that does what no rollback
+undoes is never run (readiness.schema.scope), and the suite's own lock_timeout and statement_timeout hold over
+whatever the file sets.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import pglast
@@ -17,120 +18,21 @@ import psycopg
 from pglast import parser
 from psycopg import sql
 
-from readiness.errors import ReadinessUsageError
-from readiness.schema import catalog
+from readiness.schema import catalog, scope
+from readiness.schema.statements import (  # noqa: F401  (re-exported: the file's statements, where they are)
+    TRANSACTION_CONTROL,
+    ApplyError,
+    Location,
+    Statement,
+    location_of,
+    meta_commands,
+    read_sql,
+    split,
+)
 
-TRANSACTION_CONTROL = "TransactionStmt"
-COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
 _NAMED_OBJECT = re.compile(r'(?:relation|type|function|schema|column) "([^"]+)"')
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One statement of a SQL file, as PostgreSQL's parser splits it."""
-
-    path: Path
-    text: str
-    offset: int  # character offset of the statement's first token in the file
-    kind: str  # pglast node name: CreateStmt, TransactionStmt, ...
-
-    @property
-    def first_line(self) -> str:
-        return self.text.splitlines()[0].strip()
-
-
-@dataclass(frozen=True)
-class Location:
-    """A place in a SQL file, printed as file:line:column."""
-
-    path: Path
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
-
-
-class ApplyError(Exception):
-    """A statement of a SQL file failed: where, which statement, PostgreSQL's message."""
-
-    def __init__(self, location: Location, statement: str, message: str, sqlstate: str | None):
-        self.location = location
-        self.statement = statement
-        self.message = message
-        self.sqlstate = sqlstate
-        super().__init__(f"{location}: {statement} - {message}")
-
-
 SUITE_TIMEOUTS = "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
 RESTORE_TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
-
-
-def location_of(path: Path, source: str, offset: int) -> Location:
-    """The 1-based line and column of a character offset in `source`."""
-    before = source[:offset]
-    return Location(path, before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
-
-
-# psql meta-commands, as DBAs write migrations for psql: those that change nothing in the database are
-# skipped (blanked, so every line and column stays where it was); those that do are refused.
-HARMLESS_META = {"set", "unset", "echo", "qecho", "timing", "pset", "encoding", "conninfo", "warn"}
-META_COMMAND = re.compile(r"^[ \t]*\\([a-zA-Z!]+)[^\n]*$", re.MULTILINE)
-
-
-def read_sql(path: Path) -> str:
-    """The text of a SQL file, its harmless psql meta-commands blanked; a missing file is a usage error naming it,
-    a psql meta-command that would change what runs is an ApplyError at its line."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReadinessUsageError(f"SQL file not found: {path}. Check the --migration/--rollback path.") from None
-    for match in META_COMMAND.finditer(source):
-        if match.group(1) not in HARMLESS_META:
-            raise ApplyError(
-                location_of(path, source, match.start(1) - 1),
-                match.group(0).strip(),
-                f"the psql meta-command \\{match.group(1)} runs or reads something the suite cannot see: "
-                "inline what it brings into the file (or remove it) and run the suite again",
-                None,
-            )
-    return META_COMMAND.sub(lambda match: " " * len(match.group(0)), source)
-
-
-def meta_commands(path: Path) -> list[str]:
-    """The psql meta-commands read_sql() skips, each with its line: the sign-off lists them."""
-    source = path.read_text(encoding="utf-8")
-    return [f"{location_of(path, source, m.start(1) - 1)}: {m.group(0).strip()}" for m in META_COMMAND.finditer(source)]
-
-
-def split(path: Path) -> list[Statement]:
-    """The statements of a SQL file, each with its offset; a syntax error raises ApplyError."""
-    return list(_split(path, read_sql(path)))
-
-
-@functools.lru_cache(maxsize=32)
-def _split(path: Path, source: str) -> tuple[Statement, ...]:
-    """split() for a given text: a run applies the same files many times, pglast parses each once."""
-    try:
-        raw_statements = pglast.parse_sql(source)
-    except pglast.parser.ParseError as error:
-        message, offset = error.args
-        location = location_of(path, source, offset)
-        line = source.splitlines()[location.line - 1].strip()
-        raise ApplyError(location, line, message, "42601") from None
-    statements = []
-    for raw in raw_statements:
-        chunk = (
-            source[raw.stmt_location : raw.stmt_location + raw.stmt_len]
-            if raw.stmt_len
-            else source[raw.stmt_location :]
-        )
-        # skip the comments and blank lines that pglast counts as part of the statement
-        lead = next(token.start for token in parser.scan(chunk) if token.name not in COMMENTS)
-        statements.append(
-            Statement(path, chunk[lead:].rstrip().rstrip(";"), raw.stmt_location + lead, type(raw.stmt).__name__)
-        )
-    return tuple(statements)
 
 
 def error_offset(statement: Statement, error: psycopg.Error) -> int:
@@ -156,40 +58,82 @@ def sets_a_timeout(statement: Statement) -> bool:
     return getattr(pglast.parse_sql(statement.text)[0].stmt, "name", None) in TIMEOUT_SETTINGS
 
 
+class NotRun(ApplyError):
+    """The file does what no rollback undoes (readiness.schema.scope): it was run nowhere."""
+
+
+QUERY_CANCELED, DUPLICATE_OBJECT = "57014", "42710"
+# The roles a file's statements created on each of the suite's servers (host, port, role): roles are cluster-wide,
+# so the same file applied again in another database there finds them; that is the suite's doing, not the file's.
+_ROLES_MADE: set[tuple[object, object, str]] = set()
+# A file whose statement outran the suite's statement_timeout, by file and text: it is not run again in this run.
+_TOO_SLOW: dict[tuple[Path, str], ApplyError] = {}
+
+
 def apply_file(
-    conn: psycopg.Connection, path: Path, limit: int | None = None, start: int = 0, keep_timeouts: bool = False
-) -> int:
+    conn: psycopg.Connection, path: Path, limit: int | None = None, start: int = 0,
+    before: Callable[[Statement], None] | None = None, trusted: bool = False, once: bool = True,
+) -> int:  # fmt: skip
     """Run the statements of `path` from the `start`-th (0-based) up to the `limit`-th in the caller's transaction.
 
-    Returns the position reached. The file's own BEGIN/COMMIT are skipped: the caller owns
-    the transaction, so a dry run can always be rolled back. With `keep_timeouts`, the file's own
-    SET lock_timeout / statement_timeout are skipped too: the caller's (a lock budget) stand.
+    Returns the position reached. The file's own BEGIN/COMMIT are skipped: the caller owns the transaction, so a dry
+    run can always be rolled back. So are its SET lock_timeout / statement_timeout (the suite's own limits hold
+    wherever it runs a file; task 7 judges the file's) and its role and database settings (readiness.schema.scope).
+    A file that does what no rollback undoes is not run at all (NotRun); one whose statement outran the suite's
+    statement_timeout is not run again (the same ApplyError). `before` is called with each statement about to run.
+    `trusted`: the suite's own SQL (prerequisites, 0023, platform fixtures), run as it is written. `once` False: a
+    statement cancelled by a timeout the caller set (a lock budget) does not mark the file as too slow.
     """
     source = read_sql(path)
+    escapes = () if trusted else scope.escaping(path)
+    if escapes:
+        first = escapes[0]
+        more = f" (and {len(escapes) - 1} more statement(s) of the kind)" if len(escapes) > 1 else ""
+        raise NotRun(first.location, first.statement, f"{first.why}{more}: the file was run nowhere, on no server "
+                     "(what it would do cannot be rolled back)", None)  # fmt: skip
+    if (path, source) in _TOO_SLOW:
+        raise _TOO_SLOW[(path, source)]
     count = 0
     catalog.forget(conn)  # its DDL may change the tables whose columns this session read
-    # The file may SET LOCAL its own lock_timeout and statement_timeout (a deploy should): in the caller's
-    # transaction they would outlive the file, so the suite's own are put back after it.
+    # Statements inside DO blocks or functions may still set_config() a timeout: the suite's are put back after.
     timeouts = conn.execute(SUITE_TIMEOUTS).fetchone()
     for statement in split(path):
         if statement.kind == TRANSACTION_CONTROL:
             continue
         if limit is not None and count >= limit:
             break
-        if count < start or (keep_timeouts and sets_a_timeout(statement)):
+        if count < start or sets_a_timeout(statement) or scope.not_executed(statement):
             count += 1
             continue
+        if before is not None:
+            before(statement)
+        roles = scope.roles_created(statement)
+        server = (conn.info.host, conn.info.port)
         try:
-            with conn.cursor() as cur:
+            with conn.transaction() if roles else nullcontext(), conn.cursor() as cur:
                 cur.execute(sql.SQL(statement.text))  # type: ignore[arg-type]
+            _ROLES_MADE.update((*server, role) for role in roles)
         except psycopg.Error as error:
+            if error.sqlstate == DUPLICATE_OBJECT and roles and all((*server, r) in _ROLES_MADE for r in roles):
+                count += 1  # made by an earlier apply of the file on this server of the suite's
+                continue
             location = location_of(path, source, statement.offset + error_offset(statement, error))
-            raise ApplyError(
-                location, statement.first_line, error.diag.message_primary or str(error), error.sqlstate
-            ) from None
+            failure = ApplyError(location, statement.first_line, message_of(error, timeouts, once), error.sqlstate)
+            if error.sqlstate == QUERY_CANCELED and once:
+                _TOO_SLOW[(path, source)] = failure
+            raise failure from None
         count += 1
     conn.execute(RESTORE_TIMEOUTS, timeouts)
     return count
+
+
+def message_of(error: psycopg.Error, timeouts: tuple[str, str], once: bool) -> str:
+    """PostgreSQL's message; for a statement the suite's statement_timeout cancelled, what that means."""
+    message = error.diag.message_primary or str(error)
+    if error.sqlstate == QUERY_CANCELED and once:
+        return (f"{message}: the statement ran longer than the suite's statement_timeout ({timeouts[1]}) on a database "
+                "holding only the prerequisites and 0023; it is not run again in this run")  # fmt: skip
+    return message
 
 
 def first_reference(path: Path, name: str) -> Location | None:

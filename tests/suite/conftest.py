@@ -7,21 +7,17 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import PROJECT_ROOT
 from readiness.plugin.hooks import STEP_SUMMARY_ENV
 from readiness.postgres import cache, process_group, server
-from readiness.schema.apply import apply_file
 from tests.suite.helpers import NESTED_VOLUME, ReadinessRun
-from tests.suite.targets import PASSWORD
+from tests.suite.targets import databases
 
 
 @pytest.fixture(scope="session")
@@ -67,20 +63,5 @@ def readiness_run(tmp_path: Path, nested_cache: Path) -> Callable[..., Readiness
 @pytest.fixture
 def target(pg_server: PostgreSQLExecutor) -> Iterator[Callable[..., str]]:
     """A factory of databases on the test server, built from SQL files; returns a DSN with a password in it."""
-    admin = psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname="postgres")
-    admin.autocommit = True
-    created = []
-
-    def make(*files: Path) -> str:
-        name = f"target_{uuid.uuid4().hex[:8]}"
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        created.append(name)
-        with psycopg.connect(host=pg_server.host, port=pg_server.port, user=pg_server.user, dbname=name) as conn:
-            for path in files:
-                apply_file(conn, path)
-        return f"postgresql://{pg_server.user}:{PASSWORD}@{pg_server.host}:{pg_server.port}/{name}"
-
-    yield make
-    for name in created:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
+    with databases(pg_server) as make:
+        yield make

@@ -53,7 +53,7 @@ class Platform:
     def run(self, user: str, dbname: str, step: Path | str) -> None:
         with self.connect(user, dbname) as conn:
             if isinstance(step, Path):
-                apply_file(conn, step)
+                apply_file(conn, step, trusted=True)
             else:
                 conn.execute(step)
 
@@ -119,7 +119,8 @@ def test_supabase_without_the_grant_is_one_critical_issue_naming_it(readiness_ru
     assert issue["severity"] == "CRITICAL" and issue["requirement"]["id"] == "report.policy-privileges", issue
     assert "authenticated lacks SELECT on table auth.users_extended" in issue["message"], issue
     assert GRANT.replace("auth.users_extended", "TABLE auth.users_extended") in issue["message"], issue
-    assert issue["checks"] > 20 and {2, 4, 6} <= set(issue["tasks"]), issue
+    # what the gap breaks is BLOCKED by it; the isolation checks pass (a refusal reaches no other organisation)
+    assert issue["checks"] >= 5 and {4, 6} <= set(issue["tasks"]), issue
     outcomes = run.signoff["checks"]
     failed = [o for o in outcomes if o["status"] == "failed"]
     assert [o["nodeid"].split("::")[-1] for o in failed] == ["test_api_roles_hold_what_the_policies_use"], failed
