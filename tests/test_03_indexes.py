@@ -333,7 +333,7 @@ def explain_on_target(conn: psycopg.Connection, query: Query, params: dict[str, 
         return cursor.execute(f"EXPLAIN ({options}) " + query.sql, params).fetchone()[0][0]  # type: ignore[index]
 
 
-@pytest.mark.enforces("report.index-performance")
+@pytest.mark.enforces("design.deployed-plans")  # informational: the verdict on plans is the volume's
 def test_plans_on_the_deployed_target(
     readonly_db: psycopg.Connection, migration_state, pytestconfig: pytest.Config, record_figure, recommendation
 ) -> None:

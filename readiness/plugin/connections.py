@@ -25,7 +25,7 @@ from readiness.verdicts import blocked
 
 @pytest.fixture(scope="session")
 def session_connection(
-    request: pytest.FixtureRequest, migration_state: MigrationState, timeouts: Timeouts, target_dsn: str | None
+    request: pytest.FixtureRequest, migration_state: MigrationState, timeouts: Timeouts
 ) -> Iterator[psycopg.Connection]:
     """One connection for the whole run (to the ephemeral database, or the target's shadow); each test's work on it
     is rolled back.
@@ -37,7 +37,7 @@ def session_connection(
 
 
 @pytest.fixture
-def db(session_connection: psycopg.Connection, target_dsn: str | None) -> Iterator[psycopg.Connection]:
+def db(session_connection: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """The database under test (on a target, its shadow), inside a transaction rolled back after the test."""
     if session_connection.closed:
         where = "the suite's own server"

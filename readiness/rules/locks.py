@@ -103,7 +103,6 @@ LOCK_MODES = (
     "ExclusiveLock",
     "AccessExclusiveLock",
 )
-TABLE_KINDS = {"r": "table", "p": "partitioned table", "m": "materialized view"}
 STORAGE_KINDS = ("r", "m")  # tables with a file of their own: a rewrite gives them a new one
 
 

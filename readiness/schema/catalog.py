@@ -97,11 +97,6 @@ SELECT policyname, tablename, cmd, roles::text[], permissive = 'PERMISSIVE', qua
 FROM pg_policies WHERE schemaname = 'public' AND tablename = ANY(%s)
 """
 
-TABLE_PRIVILEGES = """
-SELECT privilege_type FROM information_schema.role_table_grants
-WHERE table_schema = 'public' AND table_name = %s AND grantee = %s
-"""
-
 PARTITIONS = """
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -238,10 +233,6 @@ def policies(conn: Connection, tables: list[str]) -> dict[str, Policy]:
         name: Policy(table, cmd, tuple(sorted(roles)), permissive, qual, check)
         for name, table, cmd, roles, permissive, qual, check in rows
     }
-
-
-def table_privileges(conn: Connection, table: str, role: str) -> set[str]:
-    return {row[0] for row in conn.execute(TABLE_PRIVILEGES, (table, role))}
 
 
 def partition_key(conn: Connection, table: str) -> tuple[str, str] | None:

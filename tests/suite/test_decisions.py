@@ -51,7 +51,7 @@ def signoff(path: Path | None, *issues: Issue, today: date = date(2026, 12, 1)) 
         result.record(Outcome(f"tests/test_0{number}_x.py::test_ok", PASSED, requirement="report.tables"))
     for index, issue in enumerate(issues):
         result.record(Outcome(f"tests/test_07_x.py::test_squawk[{index}]", FAILED, issue.message, issues=[issue],
-                              requirement="rule.squawk"))  # fmt: skip
+                              requirement="rule.squawk", check="Application deployment safe"))  # fmt: skip
     return result
 
 
@@ -67,7 +67,8 @@ def test_accepted_finding_stops_blocking_and_is_listed(tmp_path: Path) -> None:
                                     "by": "dba@example.com", "until": "2027-03-31", "source": f"{path}:1",
                                     "kind": "accepted"}  # fmt: skip
     assert data["tasks"][6]["accepted"] == 1 and "1 accepted" in data["tasks"][6]["comments"]  # type: ignore[index]
-    assert decided.checks == {} or "FAIL" not in decided.checks.values()
+    assert signoff(None, SQUAWK_ISSUE).checks == {"Application deployment safe": "FAIL"}
+    assert decided.checks == {"Application deployment safe": "ACCEPTED"}, decided.checks
 
 
 def test_expired_decision_blocks_again_naming_it(tmp_path: Path) -> None:

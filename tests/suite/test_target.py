@@ -61,7 +61,6 @@ def test_production_lookalike_is_blocked_as_in_the_report(readiness_run, target,
         "location": str(organization),
     }
     assert len(critical) == 4, critical  # the report's four blocking issues, one per cause
-    assert len(critical) == 4
     policies = {name for name in blocked_tests(tmp_path / "reports") if name.startswith("test_policy_definition[")}
     assert len(policies) == 12, sorted(policies)
     assert "DO NOT DEPLOY MIGRATION 0024 YET" in (tmp_path / "reports" / "readiness.html").read_text()
