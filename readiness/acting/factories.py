@@ -127,7 +127,7 @@ def domain_rows(conn: psycopg.Connection, table: str, org_id: Any, where: rows.C
     made: list[rows.Admitted] = []
     try:
         for wanted in rows.covering(domains):
-            made.append(rows.admit(conn, table, {"org_id": org_id}, wanted, where, domains))
+            made.append(rows.admit(conn, table, {"org_id": org_id}, wanted, where, domains, probe=True))
     except rows.Refused as refused:
         blocked(f"the suite could not make a row of {table} that the migration accepts ({refused.reason}): the "
                 "isolation checks need rows of two organisations in each sync table")  # fmt: skip
@@ -138,7 +138,8 @@ def domain_rows(conn: psycopg.Connection, table: str, org_id: Any, where: rows.C
             if (axis.column, repr(value)) in seen:
                 continue
             try:
-                done = rows.admit(conn, table, {"org_id": org_id, axis.column: value}, None, where, domains)
+                done = rows.admit(conn, table, {"org_id": org_id, axis.column: value}, None, where, domains,
+                                  probe=True)  # fmt: skip
             except rows.Refused:
                 continue  # the migration's rules make the value impossible: no row of it can leak
             made.append(done)

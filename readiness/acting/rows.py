@@ -216,9 +216,11 @@ class Admitted:
 def admit(
     conn: psycopg.Connection, table: str, hard: dict[str, Any], soft: dict[str, Any] | None = None,
     where: Context | None = None, domains: list[Axis] | None = None, keep: bool = True, trusted: bool = False,
+    probe: bool = False,
 ) -> Admitted:  # fmt: skip
     """The search `admitted` and `admissible` make: the soft values first, then each column a refusal implicates
-    back to its default or to another value of its domain, breadth first, SEARCH_LIMIT rows at most."""
+    back to its default or to another value of its domain, breadth first, SEARCH_LIMIT rows at most. `probe`: a
+    row the migration would not let change (readiness.acting.rows.updatable) counts as refused too."""
     where = where or context(conn, ())
     options = {axis.column: axis.values for axis in (domains if domains is not None else axes(conn, table))}
     tried: set[tuple[tuple[str, str], ...]] = set()
@@ -237,7 +239,7 @@ def admit(
         values = {column: resolve(conn, table, value, column, where) for column, value in {**state, **hard}.items()}
         try:
             values = complete(conn, table, values)
-            probed = keep and bool(domains)
+            probed = probe and keep and bool(domains)
             with conn.transaction() if probed else nullcontext():
                 row = insert(conn, table, values, keep, savepoint=not (trusted and state is mended))
                 if probed:

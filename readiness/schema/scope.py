@@ -115,8 +115,15 @@ def _trees_of(path: Path) -> list[ast.Node]:
 def roles_created(statement: apply.Statement) -> tuple[str, ...]:
     """The roles a statement creates (in a DO block too): cluster-wide, so a second database of the suite's own
     server finds them made by the first apply."""
+    return _roles_created(statement.text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _roles_created(text: str) -> tuple[str, ...]:
+    if "role" not in text.lower():
+        return ()
     made = []
-    for tree in _trees(statement.text):
+    for tree in _trees(text):
         inner = [nested for body, _ in _bodies(tree) if body for nested in body]
         made += [node.role for node in nodes([tree, *inner]) if isinstance(node, ast.CreateRoleStmt)]
     return tuple(made)

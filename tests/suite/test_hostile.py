@@ -41,9 +41,9 @@ def issues_at(run: ReadinessRun, rule: str) -> dict[int, dict]:  # type: ignore[
 
 
 def test_escaping_statements_are_run_nowhere(readiness_run, target, tmp_path: Path) -> None:
-    """A file with COPY ... TO PROGRAM, dblink, a replication slot and a target's sequence advanced is NOT APPROVED,
-    one CRITICAL per statement at its line; it is run nowhere: no file on the host, no slot, no row, the
-    sequence where it was, the target identical."""
+    """A file with COPY ... TO PROGRAM, dblink, a replication slot, a target's sequence advanced and PREPARE
+    TRANSACTION is NOT APPROVED, one CRITICAL per statement at its line; it is run nowhere: no file on the host, no
+    slot, no table made through dblink, no prepared transaction, the sequence where it was, the target identical."""
     marker = tmp_path / "marker"
     tmp_path.chmod(0o777)  # the servers' OS user could write it, if the file ran
     dsn = target(OPERATIONAL, *PREREQUISITE_FILES, MIGRATION_0023)
@@ -55,6 +55,7 @@ def test_escaping_statements_are_run_nowhere(readiness_run, target, tmp_path: Pa
         "slot": "SELECT pg_create_physical_replication_slot('readiness_marker_slot');",
         "sequence": "DO $$ BEGIN IF to_regclass('public.invoice_no_seq') IS NOT NULL THEN "
                     "PERFORM nextval('public.invoice_no_seq'); END IF; END $$;",
+        "prepared": "PREPARE TRANSACTION 'readiness_marker';",
     }  # fmt: skip
     text = with_statements(*hostile.values())
     before = state_of(dsn)
@@ -71,6 +72,7 @@ def test_escaping_statements_are_run_nowhere(readiness_run, target, tmp_path: Pa
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT last_value, is_called FROM public.invoice_no_seq").fetchone() == (1, False)
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
         assert conn.execute("SELECT to_regclass('public.readiness_marker')").fetchone() == (None,)
     assert "0024 was run nowhere" in (run.reports / "readiness.md").read_text()
 
