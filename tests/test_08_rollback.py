@@ -172,7 +172,7 @@ def test_rollback_keeps_prerequisite_data(
     applied: None, migrated: psycopg.Connection, migration_state: MigrationState, rollback: Path, record_figure
 ) -> None:
     """Rolling back with data removes the sync tables and leaves organisations, users and 0023's rows untouched."""
-    tenants = factories.tenants(migrated, 3, "rollback")
+    tenants = factories.tenants(migrated, 2, "rollback")
     infrastructure = [f"public.{name}" for name in migration_0023_evidence(migrated, migration_state.migration)]
     kept_tables = [table for table in (*KEPT_TABLES, *infrastructure) if catalog.relation_exists(migrated, table)]
     for table in infrastructure:  # a row of 0023's tables where one can be made from their types alone

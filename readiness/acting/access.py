@@ -44,6 +44,15 @@ class Observation:
         return MAY[self.actor] if self.reached else self.actor not in MUST
 
 
+# How isolation is proven, said beside the matrix (HTML and Markdown alike).
+PROOF = ("Isolation is proven twice: by the policies' structure (for every command, every disjunct of what they "
+         "let through, combined as PostgreSQL combines them, keeps rows to the organisations auth.users_extended maps "
+         "the caller to, or to none), and by behaviour: an organisation's rows range over every column's domain (every "
+         "enum label, NULL, times past and future, users of either organisation, a row in every partition) and each "
+         "cell is what PostgreSQL did when the actor tried the command on all of them. A user kept from their own "
+         "rows is withheld, not red: the report's isolation is an upper bound.")  # fmt: skip
+
+
 def expected(actor: str) -> str:
     """What the report expects of `actor`, in words."""
     if actor in MUST:

@@ -83,7 +83,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)}; rule `{issue.rule}`)"
               + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
               for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
-    lines += ["", "### Tenant access, as observed", ""] + access_markdown(signoff)
+    lines += ["", "### Tenant access, as observed", "", access.PROOF, ""] + access_markdown(signoff)
     lines += ["", "### Recommendations (not blocking)", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; rule `{issue.rule}`)" for i, issue in
               enumerate(signoff.listed_recommendations, 1)] or ["None."]  # fmt: skip

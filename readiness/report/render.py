@@ -144,8 +144,8 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "<h3>Blocking Issues</h3>",
         issues_table("Issue", signoff.blocking_issues),
         '<h3 id="access">Tenant access, as observed</h3>',
-        "<p>What PostgreSQL did when each actor tried each command on an organisation's row, as task 2's checks saw "
-        "it; green where the report's policies expect it, red where not.</p>",
+        "<p>What PostgreSQL did when each actor tried each command on an organisation's rows, as task 2's checks saw "
+        f"it; green where the report's policies expect it, red where not. {escape(access.PROOF)}</p>",
         access_table(signoff),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
