@@ -15,6 +15,8 @@ rollback cannot undo"):
   default privileges. Task 7 (the deploy's safety): blocking unless a decision accepts it.
 - SPLIT: transaction control that splits the deploy into several transactions. Task 7, blocking.
 - UNSEEN: SQL built at run time (EXECUTE of an expression): what it runs is not read; said in the sign-off.
+- NOTE: a function of the file's that notifies listeners (NOTIFY, pg_notify: a realtime trigger): said, since it
+  runs when called, not at the deploy, and in the gate's runs notifies only the suite's own server.
 Role and database settings (ALTER ROLE / DATABASE ... SET) are SCOPE, and the suite does not execute them: they
 would change every later session of its own servers, and every check would fail for a cause not the file's.
 """
@@ -32,7 +34,10 @@ from pglast.enums import ObjectType, TransactionStmtKind
 from readiness.schema import statements as apply
 from readiness.schema.statements import nodes
 
-ESCAPES, SCOPE, SPLIT, UNSEEN = "escapes", "scope", "split", "unseen"
+ESCAPES, SCOPE, SPLIT, UNSEEN, NOTE = "escapes", "scope", "split", "unseen", "note"
+# A function the file defines runs when it is called, not at the deploy: one that notifies (a realtime trigger) only
+# notifies listeners of whatever server runs it, the suite's own in the gate's runs. Said, not blocking.
+NOTIFYING = ("pg_notify", "NotifyStmt")
 # Functions whose effect a rollback does not undo, or that reach outside the database: why, in words.
 ESCAPING_FUNCTIONS = {
     **dict.fromkeys(("dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
@@ -85,7 +90,7 @@ OWNED_KINDS = {ObjectType.OBJECT_TABLE, ObjectType.OBJECT_SEQUENCE, ObjectType.O
 class Finding:
     """A statement (or what a DO block or function body of it does) beyond 0024's transaction or objects."""
 
-    kind: str  # ESCAPES, SCOPE, SPLIT or UNSEEN
+    kind: str  # ESCAPES, SCOPE, SPLIT, UNSEEN or NOTE
     location: apply.Location
     statement: str  # its first line
     why: str
@@ -205,7 +210,10 @@ def _judge(tree, created, add, statements, transaction, statement, inside: str |
     """Add the findings of one parse tree (a statement, or one of a DO block's or a function's body)."""
     kind = type(tree).__name__
     where = f"{inside}: " if inside else ""
-    if kind in ESCAPING_STATEMENTS:
+    in_function = (inside or "").startswith("function ")
+    if in_function and kind in NOTIFYING:
+        add(NOTE, where + "NOTIFY reaches the listeners of the server that runs it, at its commit", "LOW")
+    elif kind in ESCAPING_STATEMENTS:
         add(ESCAPES, where + ESCAPING_STATEMENTS[kind])
     if isinstance(tree, ast.CopyStmt) and tree.filename is not None:
         add(ESCAPES, where + ("COPY ... PROGRAM runs a shell command on the database server's host" if
@@ -221,6 +229,9 @@ def _judge(tree, created, add, statements, transaction, statement, inside: str |
         _transaction(tree, statement, transaction, add, where)
     for node in nodes(tree):
         if isinstance(node, ast.FuncCall):
+            if in_function and node.funcname[-1].sval in NOTIFYING:
+                add(NOTE, where + "pg_notify() reaches the listeners of the server that runs it, at its commit", "LOW")
+                continue
             _call(node, created, add, where)
     _scope(tree, created, add, where)
 

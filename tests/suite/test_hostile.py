@@ -14,7 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from readiness.schema import scope
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK, MIGRATION_0023, PREREQUISITE_FILES
+from readiness.schema.statements import split
 from tests.suite.helpers import ReadinessRun
 from tests.suite.targets import OPERATIONAL, state_of
 
@@ -160,3 +162,22 @@ def test_file_holding_a_lock_on_the_target_stalls_it_once_within_the_budget(read
         run.signoff["blocking_issues"]
     )
     assert "other sessions" not in " ".join(i["message"] for i in run.signoff["blocking_issues"])
+
+
+def test_what_the_file_does_is_sorted_by_when_it_runs(tmp_path: Path) -> None:
+    """NOTIFY at the deploy (a statement, a DO block) escapes: CRITICAL; in a function the file defines (a realtime
+    trigger) it runs when called, on whatever server runs it: said, LOW. A role's settings are not run by the suite."""
+    path = tmp_path / "0024.sql"
+    path.write_text(
+        "BEGIN;\n"
+        "CREATE FUNCTION public.tell() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('sync', "
+        "NEW.id::text); RETURN NEW; END $$;\n"
+        "NOTIFY sync;\n"
+        "DO $$ BEGIN PERFORM pg_notify('sync', 'x'); END $$;\n"
+        "ALTER ROLE postgres SET search_path = nowhere;\n"
+        "COMMIT;\n"
+    )
+    found = {(finding.location.line, finding.kind, finding.severity) for finding in scope.findings(path)}
+    assert found == {(2, scope.NOTE, "LOW"), (3, scope.ESCAPES, "CRITICAL"), (4, scope.ESCAPES, "CRITICAL"),
+                     (5, scope.SCOPE, "HIGH")}, found  # fmt: skip
+    assert [scope.not_executed(statement) for statement in split(path)] == [False] * 4 + [True, False]
