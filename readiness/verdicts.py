@@ -7,6 +7,7 @@ enforces (readiness.schema.ledger), and the sign-off reads the Outcomes: no verd
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
@@ -74,18 +75,10 @@ class DesignDifference:
     found: str  # what the migration under test has
 
 
-@dataclass
-class Recorded:
-    """What a check recorded while it ran, beside its outcome."""
-
-    issues: list[Issue] = field(default_factory=list)  # blocking issues, if the check fails
-    cause: str | None = None  # the root cause it shares with other checks, if known
-    recommendations: list[Issue] = field(default_factory=list)
-    differences: list[DesignDifference] = field(default_factory=list)
-    figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
-    settled: list[tuple[Issue, Any]] = field(default_factory=list)  # findings its rule settled (squawk's own
-    # config or comments, a setting of the deploy): each with its readiness.rules.decisions.Decision
-    observations: list[Any] = field(default_factory=list)  # what actors reached (readiness.acting.access)
+# The running check's refusals, its Record's own list (readiness.report.record): readiness.acting.auth.attempt adds
+# what PostgreSQL refused it for a lack of privilege, a cause its failure may be blocked by even when the check says
+# it in its own words; the plugin points it at each check's record while the check runs.
+REFUSED: ContextVar[list[str]] = ContextVar("refused")
 
 
 @dataclass

@@ -8,11 +8,11 @@ import pytest
 from readiness.acting import factories, rows
 from readiness.databases.build import MigrationState
 from readiness.report.messages import apply_error_issue, differences, missing_prerequisite
-from readiness.report.signoff import SIGNOFF_KEY
+from readiness.report.record import Record
 from readiness.schema import catalog, design, expected
 from readiness.schema.apply import NotRun
 from readiness.schema.prerequisites import evidence_of_0023
-from readiness.verdicts import blocked
+from readiness.verdicts import Issue, blocked
 
 pytestmark = pytest.mark.readiness
 
@@ -28,12 +28,12 @@ def test_prerequisite_exists(
     readonly_db: psycopg.Connection,
     prerequisite: expected.Prerequisite,
     migration_state: MigrationState,
-    blocking_issue,
+    record,
 ) -> None:
     """A prerequisite of 0024 named by the report (organization, schema auth, auth.users_extended) exists."""
     issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
     if issue:
-        blocking_issue(issue)
+        record.block(issue, cause=migration_state.blocked_reason)
     assert issue is None, (
         f"{prerequisite.label} DOES NOT EXIST; 0024 references it. "
         "Create it as the report's Recommendations (Steps 1-2) give it: sql/prerequisites/."
@@ -42,13 +42,12 @@ def test_prerequisite_exists(
 
 @pytest.mark.enforces("report.migration-0023")
 def test_migration_0023_applied(
-    readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config
+    readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config, record: Record
 ) -> None:
     """Migration 0023 (sync infrastructure) is applied before 0024: the report's Step 3 query finds its tables, or
     the database's migration history records it."""
     found = evidence_of_0023(readonly_db, migration_state.migration, pytestconfig.getoption("migration_0023"))
-    environment = pytestconfig.stash[SIGNOFF_KEY].environment
-    environment["migration 0023 applied, as shown by"] = "; ".join(found) or "nothing"
+    record.note("migration 0023 applied, as shown by", "; ".join(found) or "nothing")
     assert found, (
         "no sync infrastructure table in public besides 0024's own, and no migration history recording 0023: "
         "migration 0023 is not applied (report, Recommendations, Step 3: SELECT table_name FROM "
@@ -67,17 +66,17 @@ def test_our_0023_connection_table(readonly_db: psycopg.Connection) -> None:
 
 @pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
-def test_migration_0024_applies_cleanly(migration_state: MigrationState, blocking_issue) -> None:
+def test_migration_0024_applies_cleanly(migration_state: MigrationState, record) -> None:
     """Every statement of the 0024 under test runs without error, after the prerequisites and 0023; a target
     holds all of it or none of it (a deploy stopped half-way is the one CRITICAL cause)."""
     if migration_state.partial:
-        blocking_issue({"severity": "CRITICAL", "message": migration_state.partial, "location": "the target"})
+        record.block(Issue("CRITICAL", migration_state.partial, "the target"), cause=migration_state.blocked_reason)
     assert not migration_state.partial, migration_state.partial
     error = migration_state.error
     if isinstance(error, NotRun):  # what it does no rollback undoes: task 7 names each statement
         blocked(migration_state.blocked_reason or str(error))
     if error is not None:
-        blocking_issue(apply_error_issue(error))
+        record.block(apply_error_issue(error), cause=migration_state.blocked_reason)
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 
@@ -101,7 +100,7 @@ def referenced_type(conn: psycopg.Connection, rule: expected.Rule) -> str | None
 @pytest.mark.enforces("report.columns")
 @pytest.mark.existence("columns")
 @pytest.mark.parametrize("table", TABLES)
-def test_columns(migrated: psycopg.Connection, table: str, design_difference) -> None:
+def test_columns(migrated: psycopg.Connection, table: str, record) -> None:
     """Each table has the columns the report names; a key column has its referenced key's type, an enum-named
     one its enum, a timestamp a timestamp type, and the NULL-ability the report implies."""
     found = catalog.columns(migrated, table)
@@ -114,7 +113,7 @@ def test_columns(migrated: psycopg.Connection, table: str, design_difference) ->
     if found != ours:
         only_ours = "; ".join(f"{name} {column}" for name, column in ours.items() if found.get(name) != column)
         only_found = "; ".join(f"{name} {column}" for name, column in found.items() if ours.get(name) != column)
-        design_difference(f"columns of {table}", only_ours or "the same", only_found or "the same")
+        record.differ(f"columns of {table}", only_ours or "the same", only_found or "the same")
     assert not wrong, f"columns of {table} the report requires: " + "; ".join(f"{n}: {w}" for n, w in wrong.items())
 
 

@@ -27,15 +27,17 @@ from psycopg import sql
 
 from readiness.acting import factories, keys, leaks, rows
 from readiness.acting.access import ANON as ANON_ACTOR
-from readiness.acting.access import MEMBER, ORPHAN, OTHER, SERVICE
+from readiness.acting.access import MEMBER, ORPHAN, OTHER, SERVICE, Observation
 from readiness.acting.auth import acting_as, as_user, attempt
 from readiness.acting.factories import SYNC_TABLES, Tenant
 from readiness.report.messages import differences
+from readiness.report.record import Record
 from readiness.rules import privileges, rls
+from readiness.rules.causes import Causes, rls_cause
 from readiness.schema import catalog, design, expected
 from readiness.schema.apply import first_reference
 from readiness.schema.expected import ANON, SERVICE_ROLE
-from readiness.verdicts import not_applicable
+from readiness.verdicts import Issue, not_applicable
 
 pytestmark = [pytest.mark.readiness, pytest.mark.enforces("report.isolation")]
 
@@ -183,23 +185,23 @@ def test_rls_enabled(migrated: psycopg.Connection, table: str) -> None:
 
 
 @pytest.mark.enforces("report.policies")
-def test_the_twelve_policies(migrated: psycopg.Connection, counts_under_rls_of, design_difference) -> None:
+def test_the_twelve_policies(migrated: psycopg.Connection, causes: Causes, record: Record) -> None:
     """The sync tables carry the report's 12 policies, by name and table; others the migration adds are listed."""
     found = {name: policy.table for name, policy in catalog.policies(migrated, list(SYNC_TABLES)).items()}
     wanted = {name: table for name, (table, _) in expected.POLICIES.items()}
     # A missing policy is its table's cause (readiness.rules.rls), not an issue of its own.
-    counts_under_rls_of(sorted({table for name, table in wanted.items() if found.get(name) != table}))
+    record.counts_under(rls_cause(tuple(sorted({t for name, t in wanted.items() if found.get(name) != t})), causes.rls))
     extra = {name: table for name, table in found.items() if name not in wanted}
     if extra:
         listed = ", ".join(f"{name} on {table}" for name, table in sorted(extra.items()))
-        design_difference("policies beyond the report's twelve", "none", listed)
+        record.differ("policies beyond the report's twelve", "none", listed)
     present = {name: table for name, table in found.items() if name in wanted}
     assert present == wanted, differences("the report's policies on the sync tables", wanted, present)
 
 
 @pytest.mark.enforces("report.policy-rule")
 @pytest.mark.parametrize("name", POLICIES)
-def test_policy_definition(migrated: psycopg.Connection, name: str, design_difference) -> None:
+def test_policy_definition(migrated: psycopg.Connection, name: str, record) -> None:
     """Each of the report's policies is a policy FOR its command (permissive or restrictive)."""
     policy = catalog.policies(migrated, list(SYNC_TABLES)).get(name)
     faults = rls.policy_faults(name, policy)
@@ -209,26 +211,26 @@ def test_policy_definition(migrated: psycopg.Connection, name: str, design_diffe
         ours = replace(ours, using=normalised(migrated, table, ours.using),
                        with_check=normalised(migrated, table, ours.with_check))  # fmt: skip
         if policy != ours:
-            design_difference(f"policy {name}", ours, policy)
+            record.differ(f"policy {name}", ours, policy)
     assert faults == [], "; ".join(faults)
 
 
 @LEAK
 @pytest.mark.parametrize("name", POLICIES)
-def test_isolation_proven_by_structure(migrated: psycopg.Connection, name: str, recommendation) -> None:
+def test_isolation_proven_by_structure(migrated: psycopg.Connection, name: str, record) -> None:
     """What the table's policies decide together for the command of this policy, for anon and signed-in users, lets
     through only rows of the organisations auth.users_extended maps the caller to, or none: every disjunct."""
     table, command = expected.POLICIES[name]
     proof = rls.prove(migrated, table)[command]
     for undecided in proof.undecided:
-        recommendation("LOW", undecided.message(), f"policy {undecided.policy} on {table}")
+        record.recommend(Issue("LOW", undecided.message(), f"policy {undecided.policy} on {table}"))
     assert proof.leaks == [], "; ".join(leak.message() for leak in proof.leaks)
 
 
 @pytest.mark.enforces("report.policy-privileges")
 @pytest.mark.severity("CRITICAL")
 def test_api_roles_hold_what_the_policies_use(
-    migrated: psycopg.Connection, causes, privilege_gaps, migration_state, blocking_issue, recommendation
+    migrated: psycopg.Connection, causes, privilege_gaps, migration_state, record
 ) -> None:
     """The API roles hold what they use: service_role the four commands on each sync table, the roles acting on a
     table USAGE on what its policies and triggers name, SELECT on what they read, EXECUTE on what they call; what
@@ -237,10 +239,11 @@ def test_api_roles_hold_what_the_policies_use(
     assert error is None, f"the privileges 0024's policies and triggers use could not be read: {error}"
     for gap in privilege_gaps:
         where = first_reference(migration_state.migration, gap.needed_by[0].split()[1])
-        blocking_issue({"severity": "CRITICAL", "message": gap.message, "location": str(where or gap.needed_by[0])})
+        record.block(Issue("CRITICAL", gap.message, str(where or gap.needed_by[0])),
+                     cause=migration_state.blocked_reason)
     tables = [f"public.{table}" for table in SYNC_TABLES if catalog.relation_exists(migrated, table)]
     for exposed in privileges.exposures(migrated, tables):
-        recommendation("MEDIUM", exposed.message, exposed.table)
+        record.recommend(Issue("MEDIUM", exposed.message, exposed.table))
     assert privilege_gaps == [], "; ".join(gap.message for gap in privilege_gaps)
 
 
@@ -261,26 +264,27 @@ def seen_by(conn: psycopg.Connection, table: str, wanted: tuple[keys.Key, ...]) 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_member_sees_only_own_organisation(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_member_sees_only_own_organisation(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """A user of organisation B reads none of organisation A's rows, with or without WHERE, whatever their values;
     A's user reads theirs (all of them as ours, or fewer: granting less is sound)."""
     a, b = two_tenants
     with as_user(migrated, a.user_id):
         own, refusal = seen_by(migrated, table, a.rows[table])
     mine = own & set(a.rows[table])
-    observe(table, "SELECT", MEMBER, refusal or counted(len(mine), f" of their {len(a.rows[table])}"),
-            mine == set(a.rows[table]))
+    observed = refusal or counted(len(mine), f" of their {len(a.rows[table])}")
+    record.observe(Observation(table, "SELECT", MEMBER, observed, mine == set(a.rows[table])))
     with as_user(migrated, b.user_id):
         seen, refusal = seen_by(migrated, table, a.rows[table])
     theirs = seen & set(a.rows[table])
-    observe(table, "SELECT", OTHER, refusal or counted(len(theirs), " of another organisation"), bool(theirs))
+    observed = refusal or counted(len(theirs), " of another organisation")
+    record.observe(Observation(table, "SELECT", OTHER, observed, bool(theirs)))
     assert not theirs, f"{table}: a user of organisation B read {Rows(migrated, table, a, b).which(theirs)}"
 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
 def test_isolation_holds_when_users_extended_has_no_rls(
-    migrated: psycopg.Connection, two_tenants, table: str, observe
+    migrated: psycopg.Connection, two_tenants, table: str, record
 ) -> None:
     """With auth.users_extended readable whole (the report's Step 2 gives it no RLS), users still read only their
     organisation's rows.
@@ -293,7 +297,8 @@ def test_isolation_holds_when_users_extended_has_no_rls(
     with as_user(migrated, b.user_id):
         seen, refusal = seen_by(migrated, table, a.rows[table])
     theirs = seen & set(a.rows[table])
-    observe(table, "SELECT", OTHER, refusal or counted(len(theirs), " of another organisation"), bool(theirs))
+    observed = refusal or counted(len(theirs), " of another organisation")
+    record.observe(Observation(table, "SELECT", OTHER, observed, bool(theirs)))
     assert not theirs, (
         f"{table}: with auth.users_extended readable, a user of organisation B read "
         f"{Rows(migrated, table, a, b).which(theirs)}: a policy's lookup of auth.users_extended does not ask who calls"
@@ -302,24 +307,24 @@ def test_isolation_holds_when_users_extended_has_no_rls(
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_anon_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_anon_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """anon reads no row, with or without WHERE (a refusal of the statement reads none either)."""
     a, b = two_tenants
     with acting_as(migrated, ANON):
         seen, refusal = seen_by(migrated, table, a.rows[table])
-    observe(table, "SELECT", ANON_ACTOR, refusal or counted(len(seen)), bool(seen))
+    record.observe(Observation(table, "SELECT", ANON_ACTOR, refusal or counted(len(seen)), bool(seen)))
     assert not seen & set(a.rows[table]), f"{table}: anon read {Rows(migrated, table, a, b).which(seen)}"
     assert not seen, f"{table}: anon read {len(seen)} rows"
 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_user_without_mapping_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_user_without_mapping_sees_nothing(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """A signed-in user with no auth.users_extended row belongs to no organisation and reads nothing."""
     a, b = two_tenants
     with as_user(migrated, uuid.uuid4()):
         seen, refusal = seen_by(migrated, table, a.rows[table])
-    observe(table, "SELECT", ORPHAN, refusal or counted(len(seen)), bool(seen))
+    record.observe(Observation(table, "SELECT", ORPHAN, refusal or counted(len(seen)), bool(seen)))
     assert not seen & set(a.rows[table]), (
         f"{table}: a user of no organisation read {Rows(migrated, table, a, b).which(seen)}"
     )
@@ -328,13 +333,14 @@ def test_user_without_mapping_sees_nothing(migrated: psycopg.Connection, two_ten
 
 @pytest.mark.enforces("rule.service-role")
 @pytest.mark.parametrize("table", TABLES)
-def test_service_role_sees_everything(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_service_role_sees_everything(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """service_role bypasses RLS and reads every row of every organisation."""
     a, b = two_tenants
     with acting_as(migrated, SERVICE_ROLE):
         seen = keys.visible(migrated, table)
     every = set(a.rows[table]) | set(b.rows[table])
-    observe(table, "SELECT", SERVICE, "every organisation's rows" if every <= seen else "not every row", every <= seen)
+    observed = "every organisation's rows" if every <= seen else "not every row"
+    record.observe(Observation(table, "SELECT", SERVICE, observed, every <= seen))
     assert every <= seen, f"service_role reads {len(seen & every)} of the {len(every)} rows of {table} of A and B"
 
 
@@ -343,7 +349,7 @@ def test_service_role_sees_everything(migrated: psycopg.Connection, two_tenants,
 
 @pytest.mark.enforces("design.member-access")
 @pytest.mark.parametrize("table", TABLES)
-def test_members_reach_their_own_rows(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_members_reach_their_own_rows(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """As ours, a user inserts, updates and deletes their organisation's rows, every one of them."""
     a, b = two_tenants
     withheld = []
@@ -353,10 +359,11 @@ def test_members_reach_their_own_rows(migrated: psycopg.Connection, two_tenants,
                    .startswith("refused")]  # fmt: skip
         updated = tried(migrated, lambda: set_editable(migrated, table, a.rows[table]))
         deleted = tried(migrated, lambda: delete(migrated, table, a.rows[table]))
-    observe(table, "INSERT", MEMBER, f"{len(values) - len(refused)} of {len(values)} accepted", not refused)
+    observed = f"{len(values) - len(refused)} of {len(values)} accepted"
+    record.observe(Observation(table, "INSERT", MEMBER, observed, not refused))
     for command, outcome in (("UPDATE", updated), ("DELETE", deleted)):
         done = outcome == f"accepted, {counted(len(a.rows[table]))}"
-        observe(table, command, MEMBER, short(outcome), done)
+        record.observe(Observation(table, command, MEMBER, short(outcome), done))
         if not done:
             withheld.append(f"{command} of all {len(a.rows[table])} of their rows was {outcome}")
     if refused:
@@ -371,7 +378,7 @@ def test_members_reach_their_own_rows(migrated: psycopg.Connection, two_tenants,
 
 
 def inserted_by_outsider(conn: psycopg.Connection, table: str, a: Tenant, b: Tenant, acting: Callable[[], Any],
-                         actor: str, observe) -> str:  # type: ignore[no-untyped-def]  # fmt: skip
+                         actor: str, record) -> str:  # type: ignore[no-untyped-def]  # fmt: skip
     """Each of organisation A's rows over the columns' domains, inserted by an outsider (one statement a row, so a
     refused row hides no accepted one): '' when none was written, else which, in words."""
     values = factories.domain_values(conn, table, a)
@@ -382,7 +389,8 @@ def inserted_by_outsider(conn: psycopg.Connection, table: str, a: Tenant, b: Ten
             outcome = tried(conn, lambda: insert_values(conn, table, row))  # noqa: B023
             (accepted if outcome.startswith("accepted") else refused).append(row)
     written = (keys_of(conn, table, a.org_id) | keys_of(conn, table, b.org_id)) - before
-    observe(table, "INSERT", actor, f"{len(accepted)} of {len(values)} accepted", bool(accepted or written))
+    observed = f"{len(accepted)} of {len(values)} accepted"
+    record.observe(Observation(table, "INSERT", actor, observed, bool(accepted or written)))
     if not accepted and not written:
         return ""
     now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
@@ -393,26 +401,26 @@ def inserted_by_outsider(conn: psycopg.Connection, table: str, a: Tenant, b: Ten
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_insert_into_other_organisation_refused(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_insert_into_other_organisation_refused(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """A user of organisation B inserting organisation A's rows, over every column's domain, is refused each time."""
     a, b = two_tenants
-    written = inserted_by_outsider(migrated, table, a, b, lambda: as_user(migrated, b.user_id), OTHER, observe)
+    written = inserted_by_outsider(migrated, table, a, b, lambda: as_user(migrated, b.user_id), OTHER, record)
     assert not written, f"{table}: a user of organisation B wrote rows of organisation A: {written}"
 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_anon_cannot_insert(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_anon_cannot_insert(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """anon inserting organisation A's rows, over every column's domain, is refused each time."""
     a, b = two_tenants
-    written = inserted_by_outsider(migrated, table, a, b, lambda: acting_as(migrated, ANON), ANON_ACTOR, observe)
+    written = inserted_by_outsider(migrated, table, a, b, lambda: acting_as(migrated, ANON), ANON_ACTOR, record)
     assert not written, f"{table}: anon wrote rows of organisation A: {written}"
 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
 def test_update_other_organisation_changes_nothing(
-    migrated: psycopg.Connection, two_tenants, table: str, observe
+    migrated: psycopg.Connection, two_tenants, table: str, record
 ) -> None:
     """A user of organisation B and anon change none of organisation A's rows: updating them by their keys, every
     row they may (no WHERE, so no SELECT policy applies), or taking them into B's organisation (both ways)."""
@@ -427,8 +435,8 @@ def test_update_other_organisation_changes_nothing(
             outcomes.append(tried(migrated, lambda: set_org(migrated, table, b.org_id, a.rows[table])))
             outcomes.append(tried(migrated, lambda: set_org(migrated, table, b.org_id, None)))  # no SELECT policy
         changed = found.changed()
-        observe(table, "UPDATE", actor, "; ".join(dict.fromkeys(short(o) for o in outcomes)) +
-                f", {counted(len(changed), ' of A changed')}", bool(changed))  # fmt: skip
+        observed = "; ".join(dict.fromkeys(short(o) for o in outcomes)) + f", {counted(len(changed), ' of A changed')}"
+        record.observe(Observation(table, "UPDATE", actor, observed, bool(changed)))
         assert not changed, f"{table}: {who} changed {found.which(changed)} ({'; '.join(outcomes)})"
 
 
@@ -467,7 +475,7 @@ def test_update_without_where_cannot_move_rows_to_other_organisation(
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_delete_only_own_rows(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_delete_only_own_rows(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """A user of organisation B and anon delete none of organisation A's rows, by their keys or without WHERE."""
     a, b = two_tenants
     found = Rows(migrated, table, a, b)
@@ -477,8 +485,8 @@ def test_delete_only_own_rows(migrated: psycopg.Connection, two_tenants, table: 
             by_key = tried(migrated, lambda: delete(migrated, table, a.rows[table]))
             everything = tried(migrated, lambda: delete(migrated, table, None))
         gone = found.changed()
-        observe(table, "DELETE", actor, f"{short(by_key)}; without WHERE: {short(everything)}, "
-                f"{counted(len(gone), ' of A deleted')}", bool(gone))  # fmt: skip
+        observed = f"{short(by_key)}; without WHERE: {short(everything)}, {counted(len(gone), ' of A deleted')}"
+        record.observe(Observation(table, "DELETE", actor, observed, bool(gone)))
         assert not gone, (
             f"{table}: {who} deleting organisation A's rows (by their keys: {by_key}; without WHERE: {everything}) "
             f"deleted {found.which(gone)}"
@@ -487,13 +495,13 @@ def test_delete_only_own_rows(migrated: psycopg.Connection, two_tenants, table: 
 
 @LEAK
 @pytest.mark.parametrize("table", TABLES)
-def test_user_without_mapping_cannot_write(migrated: psycopg.Connection, two_tenants, table: str, observe) -> None:
+def test_user_without_mapping_cannot_write(migrated: psycopg.Connection, two_tenants, table: str, record) -> None:
     """A signed-in user of no organisation inserting organisation A's rows is refused each time; updating or
     deleting A's rows, by their keys or without WHERE, changes nothing."""
     a, b = two_tenants
     found = Rows(migrated, table, a, b)
     orphan = uuid.uuid4()
-    written = inserted_by_outsider(migrated, table, a, b, lambda: as_user(migrated, orphan), ORPHAN, observe)
+    written = inserted_by_outsider(migrated, table, a, b, lambda: as_user(migrated, orphan), ORPHAN, record)
     with as_user(migrated, orphan):
         updated = tried(migrated, lambda: set_editable(migrated, table, a.rows[table]))
         everything = tried(migrated, lambda: set_editable(migrated, table, None))
@@ -502,10 +510,10 @@ def test_user_without_mapping_cannot_write(migrated: psycopg.Connection, two_ten
     changed = found.changed()
     after = leaks.rows_by_key(migrated, table, a.rows[table])
     gone = [key for key in changed if key not in after]
-    observe(table, "UPDATE", ORPHAN, f"{short(updated)}; without WHERE: {short(everything)}",
-            len(changed) > len(gone))  # fmt: skip
-    observe(table, "DELETE", ORPHAN, f"{short(deleted)}; without WHERE: {short(emptied)}, "
-            f"{counted(len(gone), ' of A deleted')}", bool(gone))  # fmt: skip
+    observed = f"{short(updated)}; without WHERE: {short(everything)}"
+    record.observe(Observation(table, "UPDATE", ORPHAN, observed, len(changed) > len(gone)))
+    observed = f"{short(deleted)}; without WHERE: {short(emptied)}, {counted(len(gone), ' of A deleted')}"
+    record.observe(Observation(table, "DELETE", ORPHAN, observed, bool(gone)))
     assert not written, f"{table}: a user of no organisation wrote rows of organisation A: {written}"
     assert not changed, (
         f"{table}: a user of no organisation updating A's rows ({updated}; without WHERE {everything}) and deleting "
@@ -516,15 +524,15 @@ def test_user_without_mapping_cannot_write(migrated: psycopg.Connection, two_ten
 @pytest.mark.enforces("rule.service-role")
 @pytest.mark.parametrize("table", TABLES)
 def test_service_role_changes_every_organisation(
-    migrated: psycopg.Connection, two_tenants, table: str, observe
+    migrated: psycopg.Connection, two_tenants, table: str, record
 ) -> None:
     """service_role, the backend's role, updates and deletes the rows of any organisation."""
     a, b = two_tenants
     with acting_as(migrated, SERVICE_ROLE):
         updated = set_editable(migrated, table, b.rows[table])
         deleted = delete(migrated, table, a.rows[table])
-    observe(table, "UPDATE", SERVICE, counted(updated, " updated"), updated == len(b.rows[table]))
-    observe(table, "DELETE", SERVICE, counted(deleted, " deleted"), deleted == len(a.rows[table]))
+    record.observe(Observation(table, "UPDATE", SERVICE, counted(updated, " updated"), updated == len(b.rows[table])))
+    record.observe(Observation(table, "DELETE", SERVICE, counted(deleted, " deleted"), deleted == len(a.rows[table])))
     assert (updated, deleted) == (len(b.rows[table]), len(a.rows[table])), (
         f"{table}: service_role updated {updated} of organisation B's {len(b.rows[table])} rows and deleted "
         f"{deleted} of organisation A's {len(a.rows[table])}"
@@ -564,7 +572,7 @@ def test_upsert_cannot_take_over_other_organisations_row(migrated: psycopg.Conne
 
 @LEAK
 @pytest.mark.uses("sync_activity_log")
-def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, two_tenants, observe) -> None:
+def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, two_tenants, record) -> None:
     """Naming a partition of sync_activity_log directly shows a user of another organisation, a user of none and
     anon no row of an organisation (which holds rows in every partition)."""
     a, b = two_tenants
@@ -577,8 +585,8 @@ def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, tw
                 seen: list[int] = []
                 error = attempt(migrated, lambda: seen.append(migrated.execute(query, (a.org_id,)).fetchone()[0]))  # noqa: B023
             count = seen[0] if seen else 0
-            observe(partition, "SELECT", actor, f"refused {error.sqlstate}" if error else counted(count, f" of A's "
-                    f"{held}"), bool(count))  # fmt: skip
+            observed = f"refused {error.sqlstate}" if error else counted(count, f" of A's {held}")
+            record.observe(Observation(partition, "SELECT", actor, observed, bool(count)))
             if count:
                 leaked.append(f"{partition} ({count} of A's {held} rows, by {who})")
     assert leaked == [], f"organisation A's rows are read through partitions {leaked}"
@@ -586,7 +594,7 @@ def test_partition_named_directly_does_not_leak(migrated: psycopg.Connection, tw
 
 @LEAK
 @pytest.mark.uses("sync_activity_log")
-def test_partition_named_directly_refuses_foreign_write(migrated: psycopg.Connection, two_tenants, observe) -> None:
+def test_partition_named_directly_refuses_foreign_write(migrated: psycopg.Connection, two_tenants, record) -> None:
     """Inserting a row of an organisation by naming a partition directly is refused, in every partition, for a
     user of another organisation, a user of none and anon."""
     a, b = two_tenants
@@ -607,7 +615,7 @@ def test_partition_named_directly_refuses_foreign_write(migrated: psycopg.Connec
         for who, actor, acting in outsiders(migrated, b):
             with acting():
                 outcome = tried(migrated, lambda: migrated.execute(query, list(values.values())))  # noqa: B023
-            observe(partition, "INSERT", actor, short(outcome), outcome.startswith("accepted"))
+            record.observe(Observation(partition, "INSERT", actor, short(outcome), outcome.startswith("accepted")))
             if outcome.startswith("accepted"):
                 written.append(f"{partition} (by {who})")
     assert written == [], f"rows of organisation A are written into partitions {written}"

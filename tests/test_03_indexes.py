@@ -22,7 +22,7 @@ from readiness.acting.factories import SYNC_TABLES
 from readiness.databases import volume_cluster
 from readiness.schema import catalog, design, expected
 from readiness.schema.expected import SERVICE_ROLE
-from readiness.verdicts import not_applicable
+from readiness.verdicts import Issue, not_applicable
 
 pytestmark = pytest.mark.readiness
 
@@ -45,11 +45,11 @@ def test_index_definition(migrated: psycopg.Connection, name: str) -> None:
 
 @pytest.mark.enforces("report.indexes")
 @pytest.mark.existence("indexes")
-def test_report_indexes_all_there(migrated: psycopg.Connection, design_difference) -> None:
+def test_report_indexes_all_there(migrated: psycopg.Connection, record) -> None:
     """The report's 15 indexes are all there; others (ours adds two for user FKs) are listed, not blocking."""
     found = catalog.indexes(migrated, TABLES)
     if set(found) != set(design.ALL_INDEXES):
-        design_difference(
+        record.differ(
             "indexes of the sync tables",
             ", ".join(sorted(set(design.ALL_INDEXES) - set(found))) + " (beyond the report's 15)",
             ", ".join(sorted(set(found) - set(design.ALL_INDEXES))) or "only the report's 15",
@@ -199,7 +199,7 @@ def run_as(conn: psycopg.Connection, query: Query, params: dict[str, Any]) -> di
 
 @pytest.mark.parametrize("query", using_their_indexes(QUERIES, lambda q: f"{q.index}: {q.purpose}"))
 def test_query_uses_its_index(
-    volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record_figure
+    volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record
 ) -> None:
     """On the volume, each query runs on the index it exists for, through RLS where a user runs it."""
     if query.index not in expected.INDEXES and query.index not in catalog.indexes(volume_db, TABLES):
@@ -207,7 +207,7 @@ def test_query_uses_its_index(
     result = run_as(volume_db, query, tenant_of_volume)
     used = indexes_used(volume_db, result["Plan"])
     owner = explain(volume_db, query.sql, tenant_of_volume)
-    record_figure(
+    record.measure(
         f"{query.purpose} ({query.index})",
         f"{result['Execution Time']:.2f} ms as {query.role} / {owner['Execution Time']:.2f} ms as owner, no RLS",
     )
@@ -285,7 +285,7 @@ ENUM_FILTERED = [q for q in QUERIES if q.index in ("idx_sync_activity_log_entity
 
 @pytest.mark.parametrize("query", using_their_indexes(ENUM_FILTERED))
 def test_enum_filter_through_rls(
-    volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record_figure
+    volume_db: psycopg.Connection, tenant_of_volume: dict[str, Any], query: Query, record
 ) -> None:
     """Through RLS an enum filter is applied after the policy (enum equality is not leakproof): measured, reported."""
     leakproof = volume_db.execute("SELECT proleakproof FROM pg_proc WHERE proname = 'enum_eq'").fetchone()[0]
@@ -293,7 +293,7 @@ def test_enum_filter_through_rls(
     with as_user(volume_db, tenant_of_volume["user"]):
         result = explain(volume_db, query.sql, tenant_of_volume)
     used = indexes_used(volume_db, result["Plan"])
-    record_figure(
+    record.measure(
         f"{query.purpose} as a user through RLS",
         f"{result['Execution Time']:.2f} ms, on {', '.join(sorted(used))}: the enum filter runs after the policy",
     )
@@ -335,7 +335,7 @@ def explain_on_target(conn: psycopg.Connection, query: Query, params: dict[str, 
 
 @pytest.mark.enforces("design.deployed-plans")  # informational: the verdict on plans is the volume's
 def test_plans_on_the_deployed_target(
-    readonly_db: psycopg.Connection, migration_state, pytestconfig: pytest.Config, record_figure, recommendation
+    readonly_db: psycopg.Connection, migration_state, pytestconfig: pytest.Config, record
 ) -> None:
     """On a target where 0024 is deployed, each dashboard query is planned on the target's own rows and
     statistics, through RLS as a user of its busiest organisation; a large table planned without its index is a
@@ -370,16 +370,17 @@ def test_plans_on_the_deployed_target(
             continue  # its absence is test_report_indexes_all_there's finding
         lacking = [name for name, value in params.items() if value is None and f"%({name})s" in query.sql]
         if lacking:
-            record_figure(f"on the target: {query.purpose} ({query.index})", f"not planned: no {lacking[0]} to ask for")
+            record.measure(f"on the target: {query.purpose} ({query.index})",
+                           f"not planned: no {lacking[0]} to ask for")  # fmt: skip
             continue
         result = explain_on_target(readonly_db, query, params, analyze)
         used = sorted(indexes_used(readonly_db, result["Plan"])) or ["no index"]
         timing = f", {result['Execution Time']:.2f} ms" if analyze else ""
-        record_figure(f"on the target: {query.purpose} ({query.index})",
+        record.measure(f"on the target: {query.purpose} ({query.index})",
                       f"{', '.join(used)}; est. {result['Plan']['Plan Rows']} rows{timing}")  # fmt: skip
         table = query.sql.split(" FROM ")[1].split()[0]
         if rows[table] >= PROVEN_FROM and query.index not in used:
-            recommendation(
+            record.recommend(Issue(
                 "MEDIUM", f"on the target, {query.purpose} is planned without {query.index} ({', '.join(used)}) on "
                 f"{rows[table]:,} rows of {table}: ANALYZE it, then look again", "the target",
-            )  # fmt: skip
+            ))  # fmt: skip

@@ -219,7 +219,7 @@ def find_units(jobs: Jobs) -> tuple[Units | None, str]:
 
 
 @pytest.fixture
-def units(jobs: Jobs, record_figure) -> Units:
+def units(jobs: Jobs, record) -> Units:
     """The migration's units of elapsed time and speed; the checks needing them are BLOCKED when none fits."""
     with jobs.conn.transaction(force_rollback=True):
         found, how = find_units(jobs)
@@ -238,12 +238,12 @@ def unit_fault(how: str) -> str:
 
 @pytest.mark.enforces("report.functions")
 @pytest.mark.existence("functions")
-def test_functions_exist(migrated: psycopg.Connection, design_difference) -> None:
+def test_functions_exist(migrated: psycopg.Connection, record) -> None:
     """The report's 5 functions exist in public; the 4 with a trigger event return trigger."""
     found = catalog.functions(migrated)
     for name, ours in design.FUNCTIONS.items():
         if name in found and found[name] != ours:
-            design_difference(f"function {name}", ours, found[name])
+            record.differ(f"function {name}", ours, found[name])
     missing = [name for name in expected.FUNCTION_NAMES if name not in found]
     assert missing == [], f"functions missing from public: {', '.join(missing)}"
     triggers = {trigger.function.removeprefix("public.") for trigger in expected.CONTRACT_TRIGGERS}
@@ -252,12 +252,12 @@ def test_functions_exist(migrated: psycopg.Connection, design_difference) -> Non
 
 
 @pytest.mark.enforces("report.trigger-events")
-def test_each_function_fires_on_its_event(migrated: psycopg.Connection, design_difference) -> None:
+def test_each_function_fires_on_its_event(migrated: psycopg.Connection, record) -> None:
     """Each trigger function fires on sync_progress per row, at its timing and on (at least) its events:
     BEFORE INSERT/UPDATE, BEFORE UPDATE or AFTER UPDATE."""
     found = catalog.triggers(migrated, "sync_progress")
     if found != design.TRIGGERS:
-        design_difference(
+        record.differ(
             "triggers on sync_progress",
             "; ".join(f"{name}: {trigger}" for name, trigger in design.TRIGGERS.items()),
             "; ".join(f"{name}: {trigger}" for name, trigger in found.items()),
@@ -291,11 +291,11 @@ def test_before_update_triggers_fire_in_order(migrated: psycopg.Connection) -> N
 
 
 @pytest.mark.enforces("report.elapsed")
-def test_elapsed_and_speed_follow_the_job(jobs: Jobs, record_figure) -> None:
+def test_elapsed_and_speed_follow_the_job(jobs: Jobs, record) -> None:
     """A finished job's elapsed time is proportional to completed_at - started_at and its speed to the items
     processed per second, in whatever units the migration stores them (found from one job, checked on another)."""
     found, how = find_units(jobs)
-    record_figure("sync_progress units (found by proportion)", how)
+    record.measure("sync_progress units (found by proportion)", how)
     assert found is not None, unit_fault(how)
 
 

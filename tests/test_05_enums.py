@@ -28,13 +28,13 @@ def test_enum_labels_in_order(migrated: psycopg.Connection, enum: str) -> None:
 
 
 @pytest.mark.enforces("report.enum-columns")
-def test_columns_typed_by_enums(migrated: psycopg.Connection, columns, design_difference) -> None:
+def test_columns_typed_by_enums(migrated: psycopg.Connection, columns, record) -> None:
     """The columns the report names, and the job's status, are typed by the report's enums."""
     found = catalog.enum_typed_columns(migrated, ENUMS)
     wanted = ENUM_COLUMNS | {("sync_progress", columns[("sync_progress", "status")], "sync_status_type")}
     ours = {(t, n, c.type) for t, cols in design.COLUMNS.items() for n, c in cols.items() if c.type in expected.ENUMS}
     if found != ours:
-        design_difference("enum-typed columns", sorted(ours - found) or "the same", sorted(found - ours) or "the same")
+        record.differ("enum-typed columns", sorted(ours - found) or "the same", sorted(found - ours) or "the same")
     assert wanted <= found, f"enum-typed columns missing: {sorted(wanted - found)}"
 
 

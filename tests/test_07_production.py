@@ -19,6 +19,7 @@ from readiness.acting.factories import SYNC_TABLES
 from readiness.databases.build import MigrationState
 from readiness.postgres.connection import Timeouts, connect
 from readiness.report.messages import apply_error_issue, missing_prerequisite
+from readiness.report.record import Record
 from readiness.rules import lint, locks, squawk
 from readiness.schema import catalog, expected, scope
 from readiness.schema.apply import ApplyError, NotRun, apply_file
@@ -51,7 +52,7 @@ RULE_OF = {scope.ESCAPES: "readiness:escapes-rollback", scope.SCOPE: "readiness:
 @pytest.mark.separate_causes
 @pytest.mark.parametrize("which", ["migration", "rollback"])
 def test_file_stays_within_its_transaction_and_objects(
-    request: pytest.FixtureRequest, migration: Path, which: str, blocking_issue, recommendation
+    request: pytest.FixtureRequest, migration: Path, which: str, migration_state: MigrationState, record: Record
 ) -> None:
     """The file (its DO blocks and functions too) does nothing a rollback cannot undo or that reaches outside the
     database (such a file is run nowhere), changes nothing 0024 does not own, and is one transaction."""
@@ -59,13 +60,13 @@ def test_file_stays_within_its_transaction_and_objects(
     found = scope.findings(path, migration)
     for finding in found:
         if finding.kind == scope.UNSEEN:
-            recommendation("LOW", f"{finding.message}: not read by the scope check; say what it runs, or make it "
-                           "a static statement", str(finding.location), rule="readiness:unread-sql")  # fmt: skip
+            record.recommend(Issue("LOW", f"{finding.message}: not read by the scope check; say what it runs, or "
+                                   "make it a static statement", str(finding.location), rule="readiness:unread-sql"))
         elif finding.kind == scope.NOTE:
-            recommendation("LOW", finding.message, str(finding.location), rule="readiness:notifies")
+            record.recommend(Issue("LOW", finding.message, str(finding.location), rule="readiness:notifies"))
         else:
-            blocking_issue({"severity": finding.severity, "message": finding.message, "location": str(finding.location),
-                            "rule": RULE_OF[finding.kind]})  # fmt: skip
+            record.block(Issue(finding.severity, finding.message, str(finding.location), rule=RULE_OF[finding.kind]),
+                         cause=migration_state.blocked_reason)
     blocking = [f"{finding.location}: {finding.message}" for finding in found
                 if finding.kind not in (scope.UNSEEN, scope.NOTE)]  # fmt: skip
     assert blocking == [], "; ".join(blocking)
@@ -91,12 +92,12 @@ def test_prerequisite_in_place(
     readonly_db: psycopg.Connection,
     prerequisite: expected.Prerequisite,
     migration_state: MigrationState,
-    blocking_issue,
+    record,
 ) -> None:
     """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
     issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
     if issue:
-        blocking_issue(issue)
+        record.block(issue, cause=migration_state.blocked_reason)
     assert issue is None, (
         f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
     )
@@ -147,8 +148,9 @@ def test_no_session_in_the_way(
 @pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
 def test_migration_executes_on_a_fresh_database(
-    premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure, blocking_issue
-) -> None:
+    premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, migration_state: MigrationState,
+    record: Record,
+) -> None:  # fmt: skip
     """The 0024 under test runs to its end on a database at its prerequisites, under lock_timeout (rolled back)."""
     started = time.perf_counter()
     failure = None
@@ -158,9 +160,9 @@ def test_migration_executes_on_a_fresh_database(
         blocked(f"migration 0024 was run nowhere, since what it does no rollback undoes: {error}")
     except ApplyError as error:
         failure = error
-        blocking_issue(apply_error_issue(error))
+        record.block(apply_error_issue(error), cause=migration_state.blocked_reason)
     assert failure is None, f"0024 does not execute on a database at its prerequisites: {failure}"
-    record_figure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    record.measure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 @pytest.mark.enforces("report.rls-enabled")
@@ -174,7 +176,7 @@ def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> Non
 @pytest.mark.enforces("report.executes")
 @pytest.mark.check("Migration can execute")
 def test_file_runs_on_the_target_within_the_lock_budget(
-    migration_state: MigrationState, pytestconfig: pytest.Config, record_figure, recommendation, blocking_issue
+    migration_state: MigrationState, pytestconfig: pytest.Config, record
 ) -> None:
     """On a target, the file (or, with 0024 deployed, its rollback) runs there too: once, in a transaction rolled
     back at once, holding what stalls the application's writes no longer than the lock budget."""
@@ -186,35 +188,36 @@ def test_file_runs_on_the_target_within_the_lock_budget(
     if outcome is None:
         not_applicable("nothing to run on the target")
     if outcome.stalled:
-        recommendation(
+        record.recommend(Issue(
             "MEDIUM",
             f"could not be checked on the target without stalling it: {outcome.stalled}. The shadow of the target "
             "approves the file; to see it run on the target's own data, run the gate on a staging copy of it.",
             "the target",
-        )
+        ))
         not_applicable(f"could not be checked on the target without stalling it: {outcome.stalled}")
     if outcome.slow is not None:  # the file's own statement, not other sessions: the deploy would stall writes
         slow, budget_ms = outcome.slow, pytestconfig.getoption("lock_budget")
-        blocking_issue({"severity": "HIGH", "location": str(slow.location), "message": (
+        record.block(Issue("HIGH", (
             f"{slow.statement}: ran longer than the lock budget ({budget_ms} ms) on the target "
             "after the file had named its existing tables, so the deploy would hold the application's writes on them "
-            "at least that long; the run cancelled it there, once")})  # fmt: skip
+            "at least that long; the run cancelled it there, once"), str(slow.location)),
+            cause=migration_state.blocked_reason)  # fmt: skip
     assert outcome.slow is None, f"the file's own statement outran the lock budget on the target: {outcome.slow}"
     deployer, verifier = migration_state.deploying_role, migration_state.verifying_role
     if outcome.error is not None and outcome.error.sqlstate == INSUFFICIENT_PRIVILEGE and deployer != verifier:
         # the role verifying may not do what the deploying role does: a finding on the verifier, not on the file
-        recommendation(
+        record.recommend(Issue(
             "MEDIUM",
             f"could not be run on the target as {verifier}, which is not {deployer}, the role that deploys and owns "
             f"0024: {outcome.error}. The shadow ran it as {deployer}; to see it run on the target, run the gate as "
             f"{deployer}.",
             "the target",
-        )
+        ))
         not_applicable(f"could not be run on the target as {verifier}: {outcome.error.message}")
     if outcome.error is not None:
-        blocking_issue(apply_error_issue(outcome.error))
+        record.block(apply_error_issue(outcome.error), cause=migration_state.blocked_reason)
     assert outcome.error is None, f"the file runs in the target's shadow but fails on the target: {outcome.error}"
-    record_figure(f"on the target: {outcome.moment.what}", str(outcome.moment))
+    record.measure(f"on the target: {outcome.moment.what}", str(outcome.moment))
 
 
 # --- Supabase linter (splinter) rules ---------------------------------------------------
@@ -265,20 +268,20 @@ INFO_RULES = (lint.unindexed_foreign_keys, lint.rls_enabled_no_policy)
 @pytest.mark.separate_causes  # each rule is its own finding, with its own fix
 @pytest.mark.parametrize("rule", LINT_RULES)
 def test_linter_rule_finds_nothing_new(
-    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.LintRule, recommendation, blocking_issue
+    migrated: psycopg.Connection, migration_state: MigrationState, rule: lint.LintRule, record
 ) -> None:
     """A Supabase linter (splinter) rule rated ERROR or WARN finds nothing in what 0024 adds; INFO findings
     are listed as recommendations."""
     found = findings_of(rule, migrated, migration_state)
     if rule in INFO_RULES:
         for finding in found.splitlines():
-            recommendation("LOW", f"splinter {rule.__name__} (INFO): {finding}", "migration 0024",
-                           rule=f"splinter:{rule.__name__}")  # fmt: skip
+            record.recommend(Issue("LOW", f"splinter {rule.__name__} (INFO): {finding}", "migration 0024",
+                                   rule=f"splinter:{rule.__name__}"))  # fmt: skip
         return
     message = f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n{found}"
     if found:
-        blocking_issue({"severity": "HIGH", "message": message, "location": "migration 0024",
-                        "rule": f"splinter:{rule.__name__}"})  # fmt: skip
+        record.block(Issue("HIGH", message, "migration 0024", rule=f"splinter:{rule.__name__}"),
+                     cause=migration_state.blocked_reason)
     assert found == "", message
 
 
@@ -286,7 +289,7 @@ def test_linter_rule_finds_nothing_new(
 
 
 @pytest.fixture
-def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record_figure) -> locks.Footprint:
+def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeouts, record) -> locks.Footprint:
     """The locks 0024 takes on the relations that existed before it, and their rewrites, in a rolled-back dry run."""
     try:
         traced = locks.lock_footprint(premigration, lambda: dry_run(premigration, migration, timeouts))
@@ -294,7 +297,7 @@ def footprint(premigration: psycopg.Connection, migration: Path, timeouts: Timeo
         blocked(f"migration 0024 was run nowhere, since what it does no rollback undoes: {error}")
     except ApplyError as error:  # test_migration_executes_on_a_fresh_database fails with it
         blocked(f"migration 0024 did not apply: {error}")  # one cause with the apply check's
-    record_figure("0024 lock footprint", str(traced))
+    record.measure("0024 lock footprint", str(traced))
     return traced
 
 
@@ -332,7 +335,7 @@ def deploy_timeouts(
 @pytest.mark.parametrize("kind", ["migration", "rollback"])
 def test_squawk_finds_nothing_blocking(
     kind: str, migration: Path, rollback: Path, footprint: locks.Footprint, readonly_db: psycopg.Connection,
-    deploy_timeouts, recommendation, record_figure, blocking_issue, settled,
+    deploy_timeouts, migration_state: MigrationState, record: Record,
 ) -> None:  # fmt: skip
     """squawk finds nothing its rule table (rules/squawk_rules.toml) calls blocking in 0024 or its rollback, but
     what the team settled: its .squawk.toml, its squawk-ignore comments, timeouts its deploy sets itself."""
@@ -346,17 +349,18 @@ def test_squawk_finds_nothing_blocking(
     for finding in findings:
         rule = f"squawk:{finding.rule}"
         if finding.settled is not None:
-            settled(Issue("HIGH" if finding.decision == squawk.BLOCKING else "MEDIUM", str(finding), finding.location,
-                          requirement="rule.squawk", rule=rule), finding.settled)  # fmt: skip
+            severity = "HIGH" if finding.decision == squawk.BLOCKING else "MEDIUM"
+            record.settle(Issue(severity, str(finding), finding.location, requirement="rule.squawk", rule=rule),
+                          finding.settled)
         elif finding.decision == squawk.RECOMMENDATION:
             message = f"squawk {finding.rule}: {finding.message} ({finding.why})"
-            recommendation("MEDIUM", message, finding.location, rule=rule)
+            record.recommend(Issue("MEDIUM", message, finding.location, rule=rule))
         elif finding.decision == squawk.BLOCKING:
             blocking.append(str(finding))
-            blocking_issue({"severity": "HIGH", "message": str(finding), "location": finding.location, "rule": rule})
+            record.block(Issue("HIGH", str(finding), finding.location, rule=rule), cause=migration_state.blocked_reason)
     not_applicable = [f"{f.location} {f.rule}: {f.why}" for f in findings if f.decision == squawk.NOT_APPLICABLE]
     if not_applicable:
-        record_figure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))
+        record.measure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))
     assert blocking == [], f"squawk on the {kind} ({path.name}):\n" + "\n".join(blocking)
 
 

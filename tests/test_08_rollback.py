@@ -14,12 +14,13 @@ from readiness.acting import factories, rows
 from readiness.acting.auth import attempt
 from readiness.databases import volume_cluster
 from readiness.databases.build import MigrationState, as_deploying_role
+from readiness.report.record import Record
 from readiness.rules.causes import cause_of
 from readiness.schema import catalog, deployment, drift, snapshot
 from readiness.schema.apply import TRANSACTION_CONTROL as _TXN
 from readiness.schema.apply import ApplyError, apply_file, split
 from readiness.schema.prerequisites import migration_0023_evidence
-from readiness.verdicts import blocked, not_applicable
+from readiness.verdicts import Issue, blocked, not_applicable
 
 pytestmark = pytest.mark.readiness
 
@@ -94,8 +95,7 @@ def test_deployed_objects_match_the_file(
     applied: None,
     migration_state: MigrationState,
     missing_objects: dict[str, list[str]],
-    blocking_issue,
-    recommendation,
+    record: Record,
 ) -> None:
     """With 0024 deployed, its objects are what the file creates: drift from the report's contract blocks,
     drift in what the report leaves open is a recommendation (the repository's file is not what was deployed).
@@ -109,7 +109,7 @@ def test_deployed_objects_match_the_file(
     found = drift.compare(migration_state.deployed, migration_state.file_built)
     for difference in found:
         if not difference.contract:
-            recommendation("MEDIUM", f"drift from the file: {difference}", "the target")
+            record.recommend(Issue("MEDIUM", f"drift from the file: {difference}", "the target"))
     # A report object the deployed 0024 lacks is already its existence check's cause: not a second issue.
     missing = {name for names in missing_objects.values() for name in names}
     gone = [d.subject for d in found if d.contract and d.deployed is None and d.subject in missing]
@@ -118,10 +118,8 @@ def test_deployed_objects_match_the_file(
         kind = next(kind for kind, names in missing_objects.items() if set(gone) & set(names))
         blocked(cause_of(kind, missing_objects))
     if contract:
-        blocking_issue(
-            {"severity": "HIGH", "message": "the deployed 0024 drifted from the report's contract: "
-             + "; ".join(contract), "location": "the target"}
-        )  # fmt: skip
+        record.block(Issue("HIGH", "the deployed 0024 drifted from the report's contract: " + "; ".join(contract),
+                           "the target"), cause=migration_state.blocked_reason)
     differs = contract or [f"{name}: deployed: (absent)" for name in gone]
     assert not differs, "the deployed 0024 differs from its file in what the report requires:\n" + "\n".join(differs)
 
@@ -169,7 +167,7 @@ def test_rollback_after_partial_apply(
 
 @pytest.mark.enforces("report.rollback")
 def test_rollback_keeps_prerequisite_data(
-    applied: None, migrated: psycopg.Connection, migration_state: MigrationState, rollback: Path, record_figure
+    applied: None, migrated: psycopg.Connection, migration_state: MigrationState, rollback: Path, record
 ) -> None:
     """Rolling back with data removes the sync tables and leaves organisations, users and 0023's rows untouched."""
     tenants = factories.tenants(migrated, 2, "rollback")
@@ -191,7 +189,7 @@ def test_rollback_keeps_prerequisite_data(
     kept = {table: snapshot.fingerprint(migrated, table) for table in kept_tables}
     started = time.perf_counter()
     run_rollback(migrated, rollback, "applied, with data", migration_state)
-    record_figure(f"rollback with {ROLLBACK_VOLUME:,} log rows", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    record.measure(f"rollback with {ROLLBACK_VOLUME:,} log rows", f"{(time.perf_counter() - started) * 1000:.0f} ms")
     after = {table: snapshot.fingerprint(migrated, table) for table in kept_tables}
     assert after == kept, f"rollback changed kept tables: before {kept}, after {after}"
     remaining = [t for t in factories.SYNC_TABLES if migrated.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
@@ -200,17 +198,17 @@ def test_rollback_keeps_prerequisite_data(
 
 @pytest.mark.enforces("report.rollback")
 def test_rollback_time_on_volume(
-    applied: None, volume_db: psycopg.Connection, rollback: Path, migration: Path, record_figure
+    applied: None, volume_db: psycopg.Connection, rollback: Path, migration: Path, record
 ) -> None:
     """On the loaded volume the rollback runs (time reported: the report estimates under 1 s), and 0024 re-applies."""
     volume_cluster.enter(volume_db, exclusive=True)  # no other worker reads the volume while it is dropped
     held = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]
     started = time.perf_counter()
     run_rollback(volume_db, rollback, f"applied, with {held:,} log rows")
-    record_figure(f"rollback with {held:,} log rows (report: <1 s)", f"{time.perf_counter() - started:.2f} s")
+    record.measure(f"rollback with {held:,} log rows (report: <1 s)", f"{time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     apply_file(volume_db, migration)
-    record_figure(
+    record.measure(
         "0024 apply on the volume database's organisations and users", f"{time.perf_counter() - started:.2f} s"
     )
     left = volume_db.execute("SELECT count(*) FROM sync_activity_log").fetchone()[0]

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from readiness.schema.expected import AUTHENTICATED
+from readiness.verdicts import REFUSED
 
 
 @contextmanager
@@ -57,11 +58,6 @@ def refused(conn: psycopg.Connection, sqlstate: str, message: str | None = None)
         pytest.fail(f"expected PostgreSQL to refuse with {sqlstate} {message or ''}, it accepted the statement")
 
 
-# The refusals `attempt` met during the running check (cleared before each): a check that fails on one saying it in
-# its own words has lost the driver's error, and readiness.plugin.outcomes still reads its cause from here.
-REFUSALS: list[psycopg.Error] = []
-
-
 def attempt(conn: psycopg.Connection, what: Callable[[], object]) -> psycopg.Error | None:
     """Run `what` in a savepoint: the error PostgreSQL refused it with, or None when it was accepted.
 
@@ -70,7 +66,9 @@ def attempt(conn: psycopg.Connection, what: Callable[[], object]) -> psycopg.Err
         with conn.transaction():
             what()
     except psycopg.Error as error:
-        REFUSALS.append(error)
+        refused = REFUSED.get(None)  # the running check's record's
+        if refused is not None and isinstance(error, psycopg.errors.InsufficientPrivilege):
+            refused.append(error.diag.message_primary)
         return error
     return None
 

@@ -18,9 +18,9 @@ import pytest
 from readiness.databases import volume
 from readiness.databases.volume_cluster import VolumeCluster
 from readiness.errors import EXIT_USAGE_ERROR, ReadinessUsageError
+from readiness.plugin.outcomes import run_record
 from readiness.postgres import interrupt, server
 from readiness.postgres.connection import Timeouts, connect
-from readiness.report.signoff import SIGNOFF_KEY
 from readiness.schema.apply import apply_file
 from readiness.schema.files import SUPABASE_ROLES_SQL
 
@@ -41,10 +41,12 @@ def server_binaries(config: pytest.Config) -> Path:
         server.check_major(version, config.getoption("pg_major"), f"The server found at {pg_ctl}")
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
-    environment = config.stash[SIGNOFF_KEY].environment
-    environment.setdefault("server_version", version)  # a target's own, when there is one: its volume's is ours
-    environment.setdefault("target", "ephemeral cluster")
-    environment.update(pg_ctl=f"{pg_ctl} (found by {how})", os_user=str(os.geteuid()))
+    run = run_record(config)
+    for name, value in (("server_version", version), ("target", "ephemeral cluster")):
+        if name not in run.environment:  # a target's own, when there is one: its volume's is ours
+            run.note(name, value)
+    run.note("pg_ctl", f"{pg_ctl} (found by {how})")
+    run.note("os_user", str(os.geteuid()))
     return pg_ctl
 
 
@@ -60,9 +62,7 @@ def start_server(config: pytest.Config, executor: server.Executor) -> None:
         executor.start()
     except server.ServerStartError as error:
         pytest.exit(f"{error}\nThe run cannot go on without its server: nothing was verified.", EXIT_USAGE_ERROR)
-    config.stash[SIGNOFF_KEY].figures["server start (data directory + start)"] = (
-        f"{time.perf_counter() - started:.2f} s"
-    )
+    run_record(config).measure("server start (data directory + start)", f"{time.perf_counter() - started:.2f} s")
     interrupt.announce(interrupt.SERVER_STARTED)
 
 
@@ -86,13 +86,12 @@ def start_volume(config: pytest.Config) -> VolumeCluster:
 
 def record_volume(config: pytest.Config, cluster: VolumeCluster) -> None:
     """The volume's size and load (or copy) times, into the sign-off."""
-    signoff = config.stash[SIGNOFF_KEY]
+    run = run_record(config)
     how = "copied from the cache entry" if cluster.from_cache else "loaded by this run, stored as"
-    signoff.environment["volume (task 3 plans)"] = (
-        f"{cluster.rows:,} activity-log rows, {volume.ORGS} organisations; {how} {cluster.entry.name}"
-    )
+    run.note("volume (task 3 plans)", f"{cluster.rows:,} activity-log rows, {volume.ORGS} organisations; {how} "
+             f"{cluster.entry.name}")  # fmt: skip
     for step, seconds in cluster.timings.items():
-        signoff.figures[f"volume: {step}"] = f"{seconds:.1f} s"
+        run.measure(f"volume: {step}", f"{seconds:.1f} s")
 
 
 def say(config: pytest.Config, line: str) -> None:

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from readiness.acting import auth
 from readiness.plugin import markers, options, outcomes
 from readiness.postgres import interrupt
 from readiness.report import code_scanning
 from readiness.report.markdown import signoff_markdown
+from readiness.report.record import Record
 from readiness.report.render import signoff_html, terminal_table
-from readiness.report.signoff import SIGNOFF_KEY, SignOff
+from readiness.report.signoff import SignOff
 from readiness.schema import ledger
 from readiness.schema.statements import has_byte_order_mark, meta_commands
-from readiness.verdicts import BLOCKED, DIFFERS, FAILED, Issue, Outcome
+from readiness.verdicts import BLOCKED, DIFFERS, FAILED, REFUSED, Outcome
 
 EXIT_NOT_APPROVED = 1
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions' job summary, a Markdown file appended to
@@ -42,14 +42,13 @@ def pytest_configure(config: pytest.Config) -> None:
     options.validate(config)
     options.place_reports(config)
     signoff = SignOff(config.option.migration, config.option.rollback, decisions=config.option.decisions)
+    run = outcomes.run_record(config)
     skipped = meta_commands(config.option.migration) + meta_commands(config.option.rollback)
     if skipped:
-        signoff.environment["psql meta-commands skipped (they change nothing in the database)"] = "; ".join(skipped)
+        run.note("psql meta-commands skipped (they change nothing in the database)", "; ".join(skipped))
     marked = [str(path) for path in (config.option.migration, config.option.rollback) if has_byte_order_mark(path)]
     if marked:
-        signoff.environment["files starting with a UTF-8 byte-order mark (read without it, as psql does)"] = ", ".join(
-            marked)  # fmt: skip
-    config.stash[SIGNOFF_KEY] = signoff
+        run.note("files starting with a UTF-8 byte-order mark (read without it, as psql does)", ", ".join(marked))
     config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlSignOff(signoff), "readiness-html")
@@ -69,8 +68,11 @@ def pytest_sessionstart(session: pytest.Session):  # type: ignore[no-untyped-def
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
-    auth.REFUSALS.clear()
-    outcome = yield
+    refused = REFUSED.set(outcomes.record_of(item).refusals)
+    try:
+        outcome = yield
+    finally:
+        REFUSED.reset(refused)
     if interrupt.received():  # its KeyboardInterrupt was swallowed by a third party during this test
         raise KeyboardInterrupt(f"signal {interrupt.received()}, received during {item.nodeid}")
     return outcome
@@ -94,21 +96,14 @@ class SignOffReporter:
     def __init__(self, config: pytest.Config, signoff: SignOff):
         self.config = config
         self.signoff = signoff
+        self.records: list[Record] = []  # the run's first (the controller's, then its workers'), then the checks'
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "readiness", None)  # readiness.plugin.outcomes.decide's, in this process or a worker's
         if not data:
             return
-        recorded = outcomes.recorded_of(data)
-        for issue in recorded.recommendations:
-            self.signoff.recommendations[issue] = None
-        for issue, decision in recorded.settled:
-            self.signoff.settled[issue] = decision
-        for observation in recorded.observations:
-            self.signoff.observations[observation] = None
-        for difference in recorded.differences:
-            self.signoff.design_differences[difference.subject] = difference
-        self.signoff.figures.update(recorded.figures)
+        if data.get("recorded"):
+            self.records.append(Record.of(data["recorded"]))
         if data.get("examples"):
             self.signoff.examples[report.nodeid] = data["examples"]
         if data.get("outcome"):
@@ -117,14 +112,11 @@ class SignOffReporter:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
-            # xdist: test outcomes reach the controller as reports; what fixtures recorded, this way
-            self.config.workeroutput["readiness"] = {  # type: ignore[attr-defined]
-                "environment": self.signoff.environment,
-                "figures": self.signoff.figures,
-                "recommendations": [issue.__dict__ for issue in self.signoff.recommendations],
-                "ran": self.signoff.ran,
-            }
+            # xdist: test outcomes reach the controller as reports; what the run's fixtures recorded, this way
+            self.config.workeroutput["readiness"] = outcomes.run_record(self.config).as_json()  # type: ignore
             return
+        for record in [outcomes.run_record(self.config), *self.records]:
+            self.signoff.take(record)
         if self.config.option.collectonly:
             return  # no check ran: the last sign-off stays (place_reports pointed pytest's own reports elsewhere)
         try:
@@ -166,12 +158,9 @@ class SignOffReporter:
                 step_summary.write(markdown + "\n")
 
     def pytest_testnodedown(self, node, error) -> None:  # type: ignore[no-untyped-def]
-        recorded = getattr(node, "workeroutput", {}).get("readiness", {})
-        self.signoff.environment.update(recorded.get("environment", {}))
-        self.signoff.figures.update(recorded.get("figures", {}))
-        for issue in recorded.get("recommendations", []):
-            self.signoff.recommendations[Issue.of(issue)] = None
-        self.signoff.ran = recorded.get("ran") or self.signoff.ran
+        recorded = getattr(node, "workeroutput", {}).get("readiness")
+        if recorded:
+            self.records.insert(0, Record.of(recorded))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
         if self.config.option.collectonly:

@@ -15,7 +15,7 @@ crosses from an xdist worker to the controller with it); the sign-off reads noth
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -23,8 +23,7 @@ import psycopg
 import pytest
 from _pytest.outcomes import Skipped
 
-from readiness.acting import auth
-from readiness.acting.access import Observation
+from readiness.report.record import Record
 from readiness.report.signoff import task_of
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
 from readiness.rules.decisions import Decision
@@ -38,33 +37,22 @@ from readiness.verdicts import (
     PASSED,
     SKIPPED,
     Blocked,
-    DesignDifference,
-    Issue,
     NotApplicable,
     Outcome,
-    Recorded,
 )
 
-RECORDED = pytest.StashKey[Recorded]()
+RECORD = pytest.StashKey[Record]()
+RUN_RECORD = pytest.StashKey[Record]()
 
 
-def recorded(item: pytest.Item) -> Recorded:
-    """What the check `item` recorded so far (its fixtures add to it: issues, recommendations, figures)."""
-    return item.stash.setdefault(RECORDED, Recorded())
+def record_of(item: pytest.Item) -> Record:
+    """What the check `item` recorded so far (readiness.report.record)."""
+    return item.stash.setdefault(RECORD, Record())
 
 
-def recorded_of(data: dict[str, Any]) -> Recorded:
-    """The Recorded a report carries (as decide() put it), back as a value."""
-    raw = data.get("recorded") or {}
-    return Recorded(
-        [Issue.of(issue) for issue in raw.get("issues", [])],
-        raw.get("cause"),
-        [Issue.of(issue) for issue in raw.get("recommendations", [])],
-        [DesignDifference(**difference) for difference in raw.get("differences", [])],
-        dict(raw.get("figures", {})),
-        [(Issue.of(issue), Decision(**decision)) for issue, decision in raw.get("settled", [])],
-        [Observation(**observation) for observation in raw.get("observations", [])],
-    )
+def run_record(config: pytest.Config) -> Record:
+    """What the run itself recorded: its server, its target, the facts its fixtures found."""
+    return config.stash.setdefault(RUN_RECORD, Record())
 
 
 def description(item: pytest.Item) -> str:
@@ -120,8 +108,12 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     task = task_of(item.nodeid)
     if task is None:  # a test of the suite itself: only its row text
         return data
-    record = recorded(item)
-    data["recorded"] = asdict(record)
+    record = record_of(item)
+    # what the check observed, and recommended, is its own: its node id, its requirement
+    record.observations[:] = [replace(seen, check=seen.check or item.nodeid) for seen in record.observations]
+    record.recommendations[:] = [replace(issue, requirement=issue.requirement or requirement_of(item))
+                                 for issue in record.recommendations]  # fmt: skip
+    data["recorded"] = record.as_json()  # again below, with the difference a failed design check makes
     if report.when == "teardown":
         data["examples"] = examples_of(item)
     check = item.get_closest_marker("check")
@@ -158,8 +150,8 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
                                                f"({accepted.reason}): {outcome.message}")  # fmt: skip
         elif requirement is not None and not requirement.blocks:
             outcome.status = DIFFERS
-            difference = DesignDifference(outcome.description, requirement.requires, outcome.message)
-            data["recorded"]["differences"].append(asdict(difference))
+            record.differ(outcome.description, requirement.requires, outcome.message)
+            data["recorded"] = record.as_json()
             displayed_as_skipped(item, report, f"differs from the project's design (never blocking): {outcome.message}")
     requirement = ledger.get(outcome.requirement) if outcome.requirement else None
     if outcome.status == BLOCKED and requirement is not None and not requirement.blocks:
@@ -186,17 +178,16 @@ def causes_of(item: pytest.Item) -> Causes:
     return item.config.stash.get(CAUSES_KEY, Causes())
 
 
-def denied(error: BaseException | None) -> list[str]:
+def denied(error: BaseException | None, refusals: list[str]) -> list[str]:
     """PostgreSQL's refusals for a lack of privilege ("permission denied for table t") in what the check's failure
-    was raised from, and those readiness.acting.auth.attempt met during it (a check's own message often wraps the
-    driver's error)."""
+    was raised from, and those readiness.acting.auth.attempt met during it (`refusals`, the check's record's: a
+    check's own message often wraps the driver's error)."""
     found, seen = [], 0
     while error is not None and seen < 10:
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             found.append(error.diag.message_primary)
         error, seen = error.__cause__ or error.__context__, seen + 1
-    met = [refusal for refusal in auth.REFUSALS if isinstance(refusal, psycopg.errors.InsufficientPrivilege)]
-    return found + [refusal.diag.message_primary for refusal in met]
+    return found + refusals
 
 
 def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error: BaseException | None) -> None:
@@ -217,7 +208,7 @@ def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error
         outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
         return
     if not outcome.issues:  # the privilege check itself records each gap as its own issue
-        cause = privilege_cause(denied(error), causes.privileges)
+        cause = privilege_cause(denied(error, record_of(item).refusals), causes.privileges)
         if cause is not None:
             outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
             return

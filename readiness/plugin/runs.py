@@ -30,10 +30,11 @@ from readiness.plugin.clusters import (
     stop_server,
 )
 from readiness.plugin.options import target_dsn_of
+from readiness.plugin.outcomes import run_record
 from readiness.postgres import interrupt, server
 from readiness.postgres.connection import Timeouts
 from readiness.postgres.dsn import describe
-from readiness.report.signoff import SIGNOFF_KEY, SignOff
+from readiness.report.record import Record
 from readiness.rules.budget import LockBudget
 from readiness.verdicts import Issue
 
@@ -153,27 +154,28 @@ def target_session(
         session.prepare(Server(pg_server.host, pg_server.port, pg_server.user))
     except ReadinessUsageError as error:
         pytest.exit(str(error), returncode=EXIT_USAGE_ERROR)
-    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    run = run_record(pytestconfig)
     held = session.state.held
-    signoff.target_state = held.state
-    signoff.lock_moments = budget.as_json()
-    signoff.environment.update(
-        server_version=session.version,
-        target=f"{describe(target_dsn)} (read only; checked in a shadow of it on the suite's server)",
-        target_state=held.describe(),
-        **{"lock moments on the target": budget.summary(),
-           "the target's shadow": f"{len(session.shadow.copied)} tables: {', '.join(session.shadow.copied)}"
-           + (f"; left out: {'; '.join(session.shadow.left_out)}" if session.shadow.left_out else "")},
-    )  # fmt: skip
-    signoff.environment.update({f"target's {name}": fact for name, fact in session.facts.items()})
+    run.deployment(session.state.ran, held.state, budget.as_json())
+    shadow = session.shadow
+    for name, value in {
+        "server_version": session.version,
+        "target": f"{describe(target_dsn)} (read only; checked in a shadow of it on the suite's server)",
+        "target_state": held.describe(),
+        "lock moments on the target": budget.summary(),
+        "the target's shadow": f"{len(shadow.copied)} tables: {', '.join(shadow.copied)}"
+        + (f"; left out: {'; '.join(shadow.left_out)}" if shadow.left_out else ""),
+        **{f"target's {name}": fact for name, fact in session.facts.items()},
+    }.items():
+        run.note(name, value)
     say(pytestconfig, f"target {describe(target_dsn)}: {held.describe()}")
     for rule, findings in sorted(session.target_lint.items()):
-        record_findings(signoff, rule, findings)
+        record_findings(run, rule, findings)
     interrupt.announce(interrupt.TARGET_READ)
     try:
         yield session
     finally:
-        record_moved_sequences(signoff, session)  # at the last test's teardown: before the sign-off is written
+        record_moved_sequences(run, session)  # at the last test's teardown: before the sign-off is written
         session.close()
 
 
@@ -182,12 +184,12 @@ def migration_state(
     request: pytest.FixtureRequest, pytestconfig: pytest.Config, timeouts: Timeouts, target_dsn: str | None
 ) -> MigrationState:
     """Prerequisites and 0023 in place, then the 0024 under test applied (or its failure recorded)."""
-    signoff = pytestconfig.stash[SIGNOFF_KEY]
+    run = run_record(pytestconfig)
     if target_dsn:
         session = request.getfixturevalue("target_session")
         state = session.state
         state.target_dry_run = session.dry_run
-        signoff.ran = state.ran
+        run.deployment(state.ran)
         if needs_volume(request.session) and not state.blocked_reason:
             request.getfixturevalue("volume_handle")  # loads or copies while the tasks run
         return state
@@ -198,27 +200,22 @@ def migration_state(
     dbname = database_name(pytestconfig, DBNAME)
     state = create_ephemeral(pg.host, pg.port, pg.user, timeouts, pytestconfig.option.migration, dbname)
     elapsed = time.perf_counter() - started
-    signoff.ran = state.ran
-    signoff.figures["schema build (prerequisites, 0023, 0024)"] = f"{elapsed:.2f} s"
-    record_pre_existing(signoff, state)
+    run.deployment(state.ran)
+    run.measure("schema build (prerequisites, 0023, 0024)", f"{elapsed:.2f} s")
+    for rule, findings in sorted(state.lint_before.items()):
+        record_findings(run, rule, findings)
     return state
 
 
-def record_moved_sequences(signoff: SignOff, session: TargetSession) -> None:
+def record_moved_sequences(run: Record, session: TargetSession) -> None:
     """The target's sequences the run advanced: the one change a rollback cannot undo."""
     moved = session.moved_sequences()
-    signoff.environment["sequences advanced by the run (nextval() is never rolled back)"] = "; ".join(moved) or "none"
+    run.note("sequences advanced by the run (nextval() is never rolled back)", "; ".join(moved) or "none")
 
 
-def record_pre_existing(signoff: SignOff, state: MigrationState) -> None:
-    """Linter findings the database had before 0024 (its prerequisites): recommendations, not 0024's faults."""
-    for rule, findings in sorted(state.lint_before.items()):
-        record_findings(signoff, rule, findings)
-
-
-def record_findings(signoff: SignOff, rule: str, findings: frozenset[str]) -> None:
-    """A linter rule's findings on the database before 0024, as LOW recommendations."""
+def record_findings(run: Record, rule: str, findings: frozenset[str]) -> None:
+    """A linter rule's findings on the database before 0024 (its prerequisites), as LOW recommendations: not 0024's
+    faults."""
     for finding in sorted(findings):
         message = f"before 0024, splinter {rule}: {finding}"
-        issue = Issue("LOW", message, "the database before 0024 (not 0024's)", rule=f"splinter:{rule}")
-        signoff.recommendations[issue] = None
+        run.recommend(Issue("LOW", message, "the database before 0024 (not 0024's)", rule=f"splinter:{rule}"))

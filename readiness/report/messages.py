@@ -10,6 +10,7 @@ import psycopg
 from readiness.schema.apply import ApplyError, first_reference
 from readiness.schema.expected import Prerequisite
 from readiness.schema.prerequisites import prerequisite_exists
+from readiness.verdicts import Issue
 
 
 def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str:  # type: ignore[type-arg]
@@ -36,24 +37,19 @@ def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str
     return f"{what}: " + (" | ".join(parts) or "no difference")
 
 
-def apply_error_issue(error: ApplyError) -> dict[str, str]:
+def apply_error_issue(error: ApplyError) -> Issue:
     """The CRITICAL blocking issue of a migration that does not apply, located at its file:line:column."""
-    return {"severity": "CRITICAL", "message": f"{error.statement} - {error.message}", "location": str(error.location)}
+    return Issue("CRITICAL", f"{error.statement} - {error.message}", str(error.location))
 
 
-def missing_prerequisite(
-    conn: psycopg.Connection, prerequisite: Prerequisite, migration: Path
-) -> dict[str, str] | None:
+def missing_prerequisite(conn: psycopg.Connection, prerequisite: Prerequisite, migration: Path) -> Issue | None:
     """The CRITICAL blocking issue of `prerequisite` when it is missing from the database, else None."""
     return None if prerequisite_exists(conn, prerequisite) else missing_prerequisite_issue(prerequisite, migration)
 
 
-def missing_prerequisite_issue(prerequisite: Prerequisite, migration: Path) -> dict[str, str]:
+def missing_prerequisite_issue(prerequisite: Prerequisite, migration: Path) -> Issue:
     """The CRITICAL blocking issue of a missing prerequisite, located where the migration first needs it."""
     where = first_reference(migration, prerequisite.name)
     line = where.path.read_text().splitlines()[where.line - 1].strip() if where else ""
-    return {
-        "severity": "CRITICAL",
-        "message": f"{prerequisite.label} DOES NOT EXIST" + (f"; 0024 needs it: {line}" if line else ""),
-        "location": str(where) if where else str(migration),
-    }
+    message = f"{prerequisite.label} DOES NOT EXIST" + (f"; 0024 needs it: {line}" if line else "")
+    return Issue("CRITICAL", message, str(where) if where else str(migration))

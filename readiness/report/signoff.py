@@ -12,10 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from readiness.acting import access
 from readiness.acting.access import Cell, Observation
+from readiness.report.record import Record
 from readiness.rules import decisions
 from readiness.rules.decisions import Decision, Decisions, Judged
 from readiness.schema import ledger
@@ -118,6 +117,18 @@ class SignOff:
     settled: dict[Issue, Decision] = field(default_factory=dict)  # findings checks settled: squawk's own, a setting
     today: date = field(default_factory=date.today)  # against which the decisions' `until` is read
     observations: dict[Observation, None] = field(default_factory=dict)  # what the isolation checks saw, once each
+
+    def take(self, record: Record) -> None:
+        """What a check, or the run, recorded (readiness.report.record), into the sign-off: each finding once."""
+        self.recommendations.update(dict.fromkeys(record.recommendations))
+        self.settled.update(record.settled)
+        self.observations.update(dict.fromkeys(record.observations))
+        self.design_differences.update({difference.subject: difference for difference in record.differences})
+        self.figures.update(record.figures)
+        self.environment.update(record.environment)
+        self.lock_moments.update(record.lock_moments)
+        self.target_state = record.target_state or self.target_state
+        self.ran = record.ran or self.ran
 
     def record(self, outcome: Outcome) -> None:
         """Keep the worst outcome of a test's phases (setup, call, teardown)."""
@@ -384,6 +395,3 @@ def _summary(task: TaskResult) -> str:
     return (f"{task.passed} checks passed" + (f", {task.accepted} accepted" if task.accepted else "")
             + (f", {task.not_applicable} N/A" if task.not_applicable else ""))  # fmt: skip
 
-
-# Where the run keeps its sign-off (config.stash); fixtures add the environment to it.
-SIGNOFF_KEY = pytest.StashKey[SignOff]()

@@ -1,0 +1,111 @@
+"""The one way into the sign-off: a Record of what a check found, or of what the run itself learned.
+
+A check records through its `record` fixture, the run's fixtures through the run's Record, with the same verbs:
+block, recommend, settle, observe, differ, measure, note (a fact of the environment) and deployment (what
+became of the file, what the target held). A Record crosses from an
+xdist worker as its fields by name (as_json, of), and the sign-off takes every Record whole.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from readiness.acting.access import Observation
+from readiness.rules.decisions import Decision
+from readiness.verdicts import DesignDifference, Issue
+
+
+@dataclass
+class Record:
+    """What a check, or the run, recorded: findings, figures, facts of the environment."""
+
+    issues: list[Issue] = field(default_factory=list)  # blocking issues, if the check fails
+    cause: str | None = None  # the root cause it shares with other checks, if known
+    recommendations: list[Issue] = field(default_factory=list)
+    differences: list[DesignDifference] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
+    settled: list[tuple[Issue, Decision]] = field(default_factory=list)  # findings its rule settled (squawk's own
+    # config or comments, a setting of the deploy), each with its decision
+    observations: list[Observation] = field(default_factory=list)  # what actors reached (readiness.acting.access)
+    environment: dict[str, str] = field(default_factory=dict)  # facts of the run: server, target, column roles
+    refusals: list[str] = field(default_factory=list)  # PostgreSQL's "permission denied ..." met while it ran
+    target_state: str | None = None  # what a target held of 0024 (schema.deployment), when the run read one
+    ran: str | None = None  # what became of the file: "applied", "failed", "not run"
+    lock_moments: dict[str, Any] = field(default_factory=dict)  # on a target: readiness.rules.budget's record
+
+    def block(self, issue: Issue, cause: str | None = None) -> None:
+        """A blocking issue (CRITICAL or HIGH) the sign-off lists if the check fails; `cause` when it is the root
+        cause other checks are BLOCKED by (0024 did not apply)."""
+        self.issues.append(issue)
+        self.cause = cause or self.cause
+
+    def counts_under(self, cause: str | None) -> None:
+        """Count the check's failure under `cause`, when there is one (a policy the report names that is missing is
+        its table's RLS cause, with every isolation failure it makes)."""
+        self.cause = cause or self.cause
+
+    def recommend(self, issue: Issue) -> None:
+        """A recommendation (MEDIUM or LOW): listed, never blocking."""
+        if issue.severity not in ("MEDIUM", "LOW"):
+            raise ValueError(f"a recommendation is MEDIUM or LOW, not {issue.severity}: {issue.message}")
+        self.recommendations.append(issue)
+
+    def settle(self, issue: Issue, decision: Decision) -> None:
+        """A finding the check's own rule settled: listed under the accepted risks with its decision."""
+        self.settled.append((issue, decision))
+
+    def observe(self, observation: Observation) -> None:
+        """What PostgreSQL did when an actor tried a command: a cell of the access matrix."""
+        self.observations.append(observation)
+
+    def differ(self, subject: str, design: object, found: object) -> None:
+        """Where the migration chose otherwise than our own 0024: listed, never blocking."""
+        self.differences.append(DesignDifference(subject, str(design), str(found)))
+
+    def measure(self, name: str, value: str) -> None:
+        """A measured figure (a timing, a count) for the measurements table."""
+        self.figures[name] = value
+
+    def note(self, name: str, value: str) -> None:
+        """A fact of the environment the run found (its server, its target, a column role)."""
+        self.environment[name] = value
+
+    def deployment(self, ran: str | None, target_state: str | None = None,
+                   lock_moments: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """What became of the file (applied, failed, not run) and, on a target, what it held of 0024 and the lock
+        moments the run took there."""
+        self.ran = ran
+        self.target_state = target_state or self.target_state
+        self.lock_moments = lock_moments if lock_moments is not None else self.lock_moments
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Record:
+        return typing.cast(Record, from_json(cls, data))
+
+
+def from_json(kind: Any, data: Any) -> Any:
+    """`data` (as asdict or JSON left it) back as a value of `kind`: dataclasses by field name, their lists,
+    tuples and dicts by their type hints."""
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if data is None:
+        return None
+    if is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: from_json(hints[f.name], data[f.name]) for f in fields(kind) if f.name in data})
+    if origin in (typing.Union, types.UnionType):
+        return from_json(next(a for a in arguments if a is not type(None)), data)
+    if origin is list:
+        return [from_json(arguments[0], item) for item in data]
+    if origin is tuple:
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return tuple(from_json(arguments[0], item) for item in data)
+        return tuple(from_json(argument, item) for argument, item in zip(arguments, data, strict=True))
+    if origin is dict:
+        return {key: from_json(arguments[1], value) for key, value in data.items()}
+    return data
