@@ -1,14 +1,15 @@
 """How a check ended, as a value: PASS, FAIL, BLOCKED by a cause, N/A because, or DIFFERS from our design.
 
 A check that cannot run raises Blocked(cause) or NotApplicable(reason) (pytest skips it, keeping the value);
-readiness.plugin.hooks decides every check's Outcome in one hook, from these and the requirement the check
-enforces (readiness.schema.ledger), and the sign-off reads the Outcomes: no verdict is parsed back out of text.
+readiness.plugin.outcomes decides every check's Outcome (readiness.report.record) in one hook, from these and the
+requirement the check enforces (readiness.schema.ledger), and the sign-off reads the Outcomes: no verdict is parsed
+back out of text.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from _pytest.outcomes import Skipped
@@ -79,26 +80,3 @@ class DesignDifference:
 # what PostgreSQL refused it for a lack of privilege, a cause its failure may be blocked by even when the check says
 # it in its own words; the plugin points it at each check's record while the check runs.
 REFUSED: ContextVar[list[str]] = ContextVar("refused")
-
-
-@dataclass
-class Outcome:
-    """One check's outcome, as the sign-off counts it."""
-
-    nodeid: str
-    status: str  # PASSED, FAILED, BLOCKED, NOT_APPLICABLE, DIFFERS, SKIPPED
-    message: str = ""
-    description: str = ""
-    check: str | None = None  # the report's "Production Readiness" row this check decides
-    issues: list[Issue] = field(default_factory=list)
-    cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
-    severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
-    requirement: str | None = None  # the ledger id it enforces
-    one_cause: bool = True  # its cases (parameters) failing are one cause; False for checks of distinct rules
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> Outcome:
-        return cls(**{**data, "issues": [Issue.of(issue) for issue in data.get("issues", [])]})

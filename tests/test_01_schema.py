@@ -14,7 +14,7 @@ from readiness.schema.apply import NotRun
 from readiness.schema.prerequisites import evidence_of_0023
 from readiness.verdicts import Issue, blocked
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(1)]
 
 TABLES = sorted(expected.CONTRACT_COLUMNS)
 

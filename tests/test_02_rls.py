@@ -39,7 +39,7 @@ from readiness.schema.apply import first_reference
 from readiness.schema.expected import ANON, SERVICE_ROLE
 from readiness.verdicts import Issue, not_applicable
 
-pytestmark = [pytest.mark.readiness, pytest.mark.enforces("report.isolation")]
+pytestmark = [pytest.mark.readiness, pytest.mark.task(2), pytest.mark.enforces("report.isolation")]
 
 # A column per table, named by the report, whose type the migration chooses and that no trigger rule reads:
 # the one the update checks change (to a new value of its type).

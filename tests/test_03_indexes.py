@@ -24,7 +24,7 @@ from readiness.schema import catalog, design, expected
 from readiness.schema.expected import SERVICE_ROLE
 from readiness.verdicts import Issue, not_applicable
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(3)]
 
 TABLES = list(SYNC_TABLES)
 # Each marked as used by its check: a missing index is one blocking issue, not one per check (readiness.rules.causes).

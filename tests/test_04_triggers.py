@@ -31,7 +31,7 @@ from readiness.schema import catalog, column_roles, design, expected
 from readiness.schema.expected import ANON, AUTHENTICATED, SERVICE_ROLE
 from readiness.verdicts import blocked
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(4)]
 
 CHECK_VIOLATION = "23514"
 STATUSES = expected.ENUMS["sync_status_type"]

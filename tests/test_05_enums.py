@@ -9,7 +9,7 @@ from psycopg import sql
 from readiness.acting.auth import attempt
 from readiness.schema import catalog, design, expected
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(5)]
 
 ENUMS = sorted(expected.ENUMS)
 INVALID_TEXT_REPRESENTATION = "22P02"  # what PostgreSQL answers to a value outside an enum

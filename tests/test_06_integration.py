@@ -28,7 +28,7 @@ from readiness.schema import catalog
 from readiness.schema.expected import SERVICE_ROLE
 from readiness.verdicts import not_applicable
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(6)]
 FOREIGN_KEY_COLUMNS = [(table, column) for table in SYNC_TABLES for column in ("org_id", USER_COLUMNS[table])]
 TEXT_TYPES = ("text", "character varying")
 TEXT_COLUMNS = """

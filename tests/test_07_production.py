@@ -26,7 +26,7 @@ from readiness.schema.apply import ApplyError, NotRun, apply_file
 from readiness.schema.prerequisites import evidence_of_0023
 from readiness.verdicts import Issue, blocked, not_applicable
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(7)]
 
 SERVER_VERSION_NUM = "SELECT current_setting('server_version_num')::int"
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"

@@ -22,7 +22,7 @@ from readiness.schema.apply import ApplyError, apply_file, split
 from readiness.schema.prerequisites import migration_0023_evidence
 from readiness.verdicts import Issue, blocked, not_applicable
 
-pytestmark = pytest.mark.readiness
+pytestmark = [pytest.mark.readiness, pytest.mark.task(8)]
 
 # Tables the rollback must leave untouched, row for row: the prerequisites', and 0023's (found as task 1 does).
 KEPT_TABLES = ("public.organization", "auth.users_extended")

@@ -48,7 +48,7 @@ class MigrationState:
     rollback_error: ApplyError | None = None  # 0024 present: the rollback failed on the deployed objects
     file_error: ApplyError | None = None  # 0024 present: the file failed once its rollback ran
     partial: str | None = None  # 0024 partly present: what exists, what is missing, the way out
-    target_dry_run: object = None  # on a target: its budgeted dry run (readiness.rules.budget.Outcome), if one ran
+    target_dry_run: object = None  # on a target: its budgeted dry run (readiness.rules.budget.DryRun), if one ran
     deploying_role: str = ""  # on a target: the role 0024 is applied as in its shadow (readiness.databases.shadow)
     verifying_role: str = ""  # on a target: the role the run connects to it as
 

@@ -25,8 +25,7 @@ from readiness.databases.build import MigrationState, as_deploying_role, inspect
 from readiness.errors import ReadinessUsageError
 from readiness.postgres.connection import Timeouts, connect
 from readiness.postgres.dsn import CODES, describe, redact, unreadable
-from readiness.rules.budget import LockBudget
-from readiness.rules.budget import Outcome as DryRun
+from readiness.rules.budget import DryRun, LockBudget
 from readiness.schema import deployment, drift, snapshot
 from readiness.schema.apply import ApplyError, apply_file
 from readiness.schema.prerequisites import migration_0023_evidence

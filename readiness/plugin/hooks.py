@@ -18,12 +18,12 @@ from readiness.plugin import markers, options, outcomes
 from readiness.postgres import interrupt
 from readiness.report import code_scanning
 from readiness.report.markdown import signoff_markdown
-from readiness.report.record import Record
+from readiness.report.record import Outcome, Record
 from readiness.report.render import signoff_html, terminal_table
 from readiness.report.signoff import SignOff
 from readiness.schema import ledger
 from readiness.schema.statements import has_byte_order_mark, meta_commands
-from readiness.verdicts import BLOCKED, DIFFERS, FAILED, REFUSED, Outcome
+from readiness.verdicts import BLOCKED, DIFFERS, FAILED, REFUSED
 
 EXIT_NOT_APPROVED = 1
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions' job summary, a Markdown file appended to
@@ -87,7 +87,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """The one place a check's outcome is decided (readiness.plugin.outcomes), carried on its report as a value."""
     report = (yield).get_result()
-    report.readiness = outcomes.decide(item, call, report)
+    report.readiness = outcomes.decide(item, call, report).as_json()
 
 
 class SignOffReporter:
@@ -100,14 +100,14 @@ class SignOffReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "readiness", None)  # readiness.plugin.outcomes.decide's, in this process or a worker's
-        if not data:
+        outcome = Outcome.of(data) if data else None
+        if outcome is None or outcome.task is None:
             return
-        if data.get("recorded"):
-            self.records.append(Record.of(data["recorded"]))
-        if data.get("examples"):
-            self.signoff.examples[report.nodeid] = data["examples"]
-        if data.get("outcome"):
-            self.signoff.record(Outcome.of(data["outcome"]))
+        self.records.append(outcome.record)
+        if outcome.examples:
+            self.signoff.examples[outcome.nodeid] = outcome.examples
+        if outcomes.counts(outcome):
+            self.signoff.record(outcome)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -197,8 +197,8 @@ class HtmlSignOff:
     def pytest_html_results_table_html(self, report, data) -> None:  # type: ignore[no-untyped-def]
         """A failed, blocked or differing check's row shows what was expected and found (its message), not a
         traceback, and the requirement it enforces."""
-        outcome = (getattr(report, "readiness", None) or {}).get("outcome")
-        if outcome and outcome["status"] in (FAILED, BLOCKED, DIFFERS):
+        outcome = getattr(report, "readiness", None) or {}
+        if outcome.get("task") and outcome["status"] in (FAILED, BLOCKED, DIFFERS):
             requirement = ledger.get(outcome["requirement"]) if outcome["requirement"] else None
             enforces = f'<div class="log">enforces {escape(str(requirement))}</div>' if requirement else ""
             data[:] = [f'<div class="log">{escape(outcome["message"])}</div>{enforces}']

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from readiness.report.signoff import TASK_NAMES
 from readiness.rules.causes import MISSING
 from readiness.schema import design, expected, ledger
 from readiness.verdicts import BLOCKING_SEVERITIES
@@ -21,6 +22,12 @@ READINESS_ROWS = (
     "Schema prerequisites exist", "Auth infrastructure exists", "User mapping table exists", "No active locks",
     "Migration can execute", "RLS can be enabled", "Application deployment safe",
 )  # fmt: skip
+
+
+def task(number: int) -> None:
+    """The report's validation task the check belongs to (its module declares it)."""
+    if number not in TASK_NAMES:
+        raise ValueError(f"task {number!r}: the report's validation tasks are 1 to {len(TASK_NAMES)}")
 
 
 def enforces(requirement: str) -> None:
@@ -65,7 +72,7 @@ def separate_causes() -> None:
 
 
 VALIDATORS: dict[str, Callable[..., None]] = {
-    function.__name__: function for function in (enforces, severity, check, existence, uses, separate_causes)
+    function.__name__: function for function in (task, enforces, severity, check, existence, uses, separate_causes)
 }
 
 
@@ -74,6 +81,9 @@ def problems(item: pytest.Item) -> list[str]:
     found = []
     if item.get_closest_marker("enforces") is None:
         found.append('it names no requirement: add @pytest.mark.enforces("<id of readiness/schema/ledger.toml>")')
+    if item.get_closest_marker("task") is None:
+        found.append("it belongs to no task: its module declares it, pytestmark = [pytest.mark.readiness, "
+                     "pytest.mark.task(N)]")  # fmt: skip
     for marker in item.iter_markers():
         validate = VALIDATORS.get(marker.name)
         if validate is None:

@@ -1,7 +1,8 @@
 """Each check's outcome, decided in one place from typed values: what it raised, its markers, its cause.
 
-readiness.plugin.hooks calls decide() for every phase report of a check and puts the result on the report (it
-crosses from an xdist worker to the controller with it); the sign-off reads nothing else. In order:
+readiness.plugin.hooks calls decide() for every phase report of a check and puts the Outcome on the report, as its
+fields by name (it crosses from an xdist worker to the controller with it); the sign-off reads nothing else. The
+task is the module's `task` marker. In order:
   - a check that passed is PASSED, one that raised Blocked or NotApplicable (readiness.verdicts) is
     BLOCKED by its cause or N/A, any other skip is SKIPPED;
   - a failed check whose subject 0024 did not create is BLOCKED by that missing object (readiness.rules.causes);
@@ -17,14 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date
-from typing import Any
 
 import psycopg
 import pytest
 from _pytest.outcomes import Skipped
 
-from readiness.report.record import Record
-from readiness.report.signoff import task_of
+from readiness.report.record import Outcome, Record
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
 from readiness.rules.decisions import Decision
 from readiness.schema import ledger
@@ -38,7 +37,6 @@ from readiness.verdicts import (
     SKIPPED,
     Blocked,
     NotApplicable,
-    Outcome,
 )
 
 RECORD = pytest.StashKey[Record]()
@@ -102,33 +100,31 @@ def displayed_as_skipped(item: pytest.Item, report: pytest.TestReport, text: str
     report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {text}")
 
 
-def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> dict[str, Any]:
-    """The check's outcome for this phase (none for a setup or teardown that passed), with what it recorded."""
-    data: dict[str, Any] = {"description": description(item)}
-    task = task_of(item.nodeid)
-    if task is None:  # a test of the suite itself: only its row text
-        return data
-    record = record_of(item)
+def task_of(item: pytest.Item) -> int | None:
+    """The validation task the check belongs to (its module's `task` marker); None for a test of the suite."""
+    marker = item.get_closest_marker("task")
+    return marker.args[0] if marker is not None else None
+
+
+def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> Outcome:
+    """The check's outcome for this phase, with what it recorded (a test of the suite itself: its row text)."""
+    task = task_of(item)
+    outcome = Outcome(item.nodeid, report.outcome, description=description(item), task=task, phase=report.when)
+    if task is None:
+        return outcome
+    record = outcome.record = record_of(item)
     # what the check observed, and recommended, is its own: its node id, its requirement
     record.observations[:] = [replace(seen, check=seen.check or item.nodeid) for seen in record.observations]
     record.recommendations[:] = [replace(issue, requirement=issue.requirement or requirement_of(item))
                                  for issue in record.recommendations]  # fmt: skip
-    data["recorded"] = record.as_json()  # again below, with the difference a failed design check makes
-    if report.when == "teardown":
-        data["examples"] = examples_of(item)
-    check = item.get_closest_marker("check")
-    severity = item.get_closest_marker("severity")
-    outcome = Outcome(
-        item.nodeid, PASSED, description=data["description"], check=check.args[0] if check else None,
-        severity=severity.args[0] if severity else "HIGH", requirement=requirement_of(item),
-        issues=list(record.issues), cause=record.cause,
-        one_cause=item.get_closest_marker("separate_causes") is None,
-    )  # fmt: skip
+    check, severity = item.get_closest_marker("check"), item.get_closest_marker("severity")
+    outcome.status, outcome.check = PASSED, check.args[0] if check else None
+    outcome.severity, outcome.requirement = severity.args[0] if severity else "HIGH", requirement_of(item)
+    outcome.issues, outcome.cause = list(record.issues), record.cause
+    outcome.one_cause = item.get_closest_marker("separate_causes") is None
+    outcome.examples = examples_of(item) if report.when == "teardown" else 0
     error = call.excinfo.value if call.excinfo is not None else None
-    if report.passed:
-        if report.when != "call":
-            return data
-    elif report.skipped:
+    if report.skipped:
         if isinstance(error, Blocked):
             # a missing object of the report is the cause first named (a column role of a missing table, say)
             missing = blocked_by(task, causes_of(item).missing, uses_of(item))
@@ -138,7 +134,7 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         else:
             outcome.status = SKIPPED
             outcome.message = str(error.msg) if isinstance(error, Skipped) else str(report.longrepr)
-    else:
+    elif report.failed:
         outcome.status, outcome.message = FAILED, failure_message(call, report, outcome.description)
         attribute_to_its_cause(item, outcome, task, error)
         requirement = ledger.get(outcome.requirement) if outcome.requirement else None
@@ -151,14 +147,17 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         elif requirement is not None and not requirement.blocks:
             outcome.status = DIFFERS
             record.differ(outcome.description, requirement.requires, outcome.message)
-            data["recorded"] = record.as_json()
             displayed_as_skipped(item, report, f"differs from the project's design (never blocking): {outcome.message}")
     requirement = ledger.get(outcome.requirement) if outcome.requirement else None
     if outcome.status == BLOCKED and requirement is not None and not requirement.blocks:
         # a design check that cannot run blocks nothing: what stops it is a finding of the contract's own checks
         outcome.status, outcome.message = NOT_APPLICABLE, f"not compared with our design: {outcome.message}"
-    data["outcome"] = outcome.as_json()
-    return data
+    return outcome
+
+
+def counts(outcome: Outcome) -> bool:
+    """Whether the phase's outcome is the check's (a setup or teardown that passed says nothing of it)."""
+    return outcome.task is not None and (outcome.phase == "call" or outcome.status != PASSED)
 
 
 def accepted_by(item: pytest.Item, outcome: Outcome) -> Decision | None:

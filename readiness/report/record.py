@@ -1,9 +1,11 @@
-"""The one way into the sign-off: a Record of what a check found, or of what the run itself learned.
+"""The one way into the sign-off: a Record of what a check found, or of what the run itself learned, and the
+check's Outcome that carries it.
 
 A check records through its `record` fixture, the run's fixtures through the run's Record, with the same verbs:
 block, recommend, settle, observe, differ, measure, note (a fact of the environment) and deployment (what
 became of the file, what the target held). A Record crosses from an
-xdist worker as its fields by name (as_json, of), and the sign-off takes every Record whole.
+xdist worker as its fields by name (as_json, of), in its check's Outcome (decided once, readiness.plugin.outcomes),
+and the sign-off takes every Record whole.
 """
 
 from __future__ import annotations
@@ -87,6 +89,33 @@ class Record:
     @classmethod
     def of(cls, data: dict[str, Any]) -> Record:
         return typing.cast(Record, from_json(cls, data))
+
+
+@dataclass
+class Outcome:
+    """One check's outcome for one phase of it (setup, call, teardown), as the sign-off counts it."""
+
+    nodeid: str
+    status: str  # PASSED, FAILED, BLOCKED, NOT_APPLICABLE, DIFFERS, SKIPPED
+    message: str = ""
+    description: str = ""  # the first line of its docstring: its row in the reports
+    check: str | None = None  # the report's "Production Readiness" row this check decides
+    issues: list[Issue] = field(default_factory=list)
+    cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
+    severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
+    requirement: str | None = None  # the ledger id it enforces
+    one_cause: bool = True  # its cases (parameters) failing are one cause; False for checks of distinct rules
+    task: int | None = None  # the validation task (its module's `task` marker); None for a test of the suite itself
+    phase: str = "call"  # setup, call or teardown
+    record: Record = field(default_factory=Record)  # what it recorded, findings and figures
+    examples: int = 0  # the examples hypothesis tried in it, told at its teardown
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Outcome:
+        return typing.cast(Outcome, from_json(cls, data))
 
 
 def from_json(kind: Any, data: Any) -> Any:

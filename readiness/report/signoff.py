@@ -1,20 +1,19 @@
-"""Task verdicts gathered from the checks' outcomes (readiness.verdicts), and the overall sign-off.
+"""Task verdicts gathered from the checks' outcomes (readiness.report.record), and the overall sign-off.
 
-A check belongs to the task its module is numbered for (tests/test_05_enums.py -> task 5). A check
-that DIFFERS from our design counts as passed: design never blocks.
+A check belongs to the task its module declares (`pytestmark = [..., pytest.mark.task(5)]`). A check that DIFFERS
+from our design counts as passed: design never blocks.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 from readiness.acting import access
 from readiness.acting.access import Cell, Observation
-from readiness.report.record import Record
+from readiness.report.record import Outcome, Record
 from readiness.rules import decisions
 from readiness.rules.decisions import Decision, Decisions, Judged
 from readiness.schema import ledger
@@ -28,7 +27,6 @@ from readiness.verdicts import (
     SKIPPED,
     DesignDifference,
     Issue,
-    Outcome,
 )
 
 TASK_NAMES = {
@@ -43,7 +41,6 @@ TASK_NAMES = {
 }
 # The report allows N/A for the rollback of a migration that was never applied.
 NA_ALLOWED = frozenset({8})
-_TASK_MODULE = re.compile(r"(?:^|/)test_0(\d)_\w+\.py::")
 
 _COUNTERS = {
     PASSED: "passed",
@@ -53,12 +50,6 @@ _COUNTERS = {
     DIFFERS: "differs",
 }
 _SEVERITY = {FAILED: 0, BLOCKED: 1, NOT_APPLICABLE: 2}
-
-
-def task_of(nodeid: str) -> int | None:
-    """The task number of a test from its module name, or None for tests of the suite itself."""
-    match = _TASK_MODULE.search(nodeid)
-    return int(match.group(1)) if match else None
 
 
 def sha256(path: Path) -> str | None:
@@ -143,7 +134,7 @@ class SignOff:
         worst: dict[int, tuple[int, str]] = {}
         accepted = self.accepted_checks
         for test in self.outcomes.values():
-            number = task_of(test.nodeid)
+            number = test.task
             if number is None or test.status == SKIPPED:
                 continue
             task = results[number]
@@ -226,7 +217,7 @@ class SignOff:
         """
         groups: dict[Issue, list[Outcome]] = {}
         by_cause: dict[str, Issue] = {}
-        counted = [t for t in self.outcomes.values() if t.status in (FAILED, BLOCKED) and task_of(t.nodeid) is not None]
+        counted = [t for t in self.outcomes.values() if t.status in (FAILED, BLOCKED) and t.task is not None]
         made_here: set[Issue] = set()  # issues located at a check: at their first failed one by node id, below
         # failures first, as they name the causes; else in the run's order: the report's blockers first
         for test in sorted(counted, key=lambda t: t.status != FAILED):
@@ -264,7 +255,7 @@ class SignOff:
                 message=(first.cause or first.message) if issue in made_here else issue.message,
                 location=first.nodeid if issue in made_here else issue.location,
                 checks=len(tests),
-                tasks=tuple(sorted({task_of(t.nodeid) or 0 for t in tests})),
+                tasks=tuple(sorted({t.task or 0 for t in tests})),
                 # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
                 severity=min(
                     (issue.severity, *(t.severity for t in failed if not t.issues)),
@@ -345,7 +336,7 @@ class SignOff:
             "checks": [
                 {"nodeid": t.nodeid, "status": t.status, "requirement": t.requirement, "message": t.message}
                 for t in sorted(self.outcomes.values(), key=lambda t: t.nodeid)
-                if task_of(t.nodeid) is not None
+                if t.task is not None
             ],
         }
 

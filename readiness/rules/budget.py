@@ -57,7 +57,7 @@ class Moment:
 
 
 @dataclass
-class Outcome:
+class DryRun:
     """What a budgeted dry run on the target found: it ran (error None), it failed (error), or it never had its
     locks within the budget (stalled names why)."""
 
@@ -99,7 +99,7 @@ class LockBudget:
                           for table, (count, longest) in self.per_table().items()},  # fmt: skip
         }
 
-    def dry_run(self, conn: psycopg.Connection, path: Path, what: str) -> Outcome:
+    def dry_run(self, conn: psycopg.Connection, path: Path, what: str) -> DryRun:
         """Run the SQL file on the target in one transaction, rolled back at once, within the budget.
 
         The moment is timed from the first statement naming a table that existed before it (the statements
@@ -129,10 +129,10 @@ class LockBudget:
                 spent += clock.held_ms
                 if error.sqlstate == QUERY_CANCELED and clock.started is not None:  # the file itself is slow
                     self.moments.append(Moment(what, {}, clock.held_ms, attempt))
-                    return Outcome(slow=error)
+                    return DryRun(slow=error)
                 if error.sqlstate not in (LOCK_NOT_AVAILABLE, QUERY_CANCELED):
                     self.moments.append(Moment(what, {}, clock.held_ms, attempt))
-                    return Outcome(error=error)
+                    return DryRun(error=error)
                 last = f"its locks were not had within {max(self.budget_ms // 4, 1)} ms (a try, at the most)"
                 continue
             finally:
@@ -140,8 +140,8 @@ class LockBudget:
             conn.rollback()
             moment = Moment(what, tables, clock.held_ms, attempt)
             self.moments.append(moment)
-            return Outcome(moment=moment)
-        return Outcome(stalled=f"{what}: tried {attempt} time(s) within a budget of {self.budget_ms} ms in all, {last} "
+            return DryRun(moment=moment)
+        return DryRun(stalled=f"{what}: tried {attempt} time(s) within a budget of {self.budget_ms} ms in all, {last} "
                        "(other sessions hold or queue for what it needs)")  # fmt: skip
 
 

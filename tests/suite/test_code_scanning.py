@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from readiness.report import code_scanning
+from readiness.report.record import Outcome
 from readiness.report.signoff import SignOff
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
-from readiness.verdicts import FAILED, Issue, Outcome
+from readiness.verdicts import FAILED, Issue
 from tests.suite.helpers import sarif_errors
 
 pytestmark = pytest.mark.suite
@@ -27,8 +28,9 @@ def test_finding_without_a_line_is_located_where_the_file_names_its_subject() ->
     most specific name in its message (the policy, not its table); one naming nothing the file has, at line 1."""
     signoff = SignOff(DEFAULT_MIGRATION, DEFAULT_ROLLBACK)
     leak = Issue("CRITICAL", POLICY, "tests/test_02_x.py::test_a", requirement="report.isolation")
-    signoff.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak]))
-    signoff.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums"))
+    signoff.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak], task=2))
+    signoff.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums",
+                           task=5))  # fmt: skip
     document = code_scanning.sarif(signoff, DEFAULT_MIGRATION.parents[2])
     assert sarif_errors(document) == []
     regions = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in document["runs"][0]["results"]}

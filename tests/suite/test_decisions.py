@@ -14,10 +14,11 @@ from psycopg import sql
 
 from readiness.errors import ReadinessUsageError
 from readiness.plugin.hooks import STEP_SUMMARY_ENV
+from readiness.report.record import Outcome
 from readiness.report.signoff import SignOff
 from readiness.rules import decisions, squawk
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
-from readiness.verdicts import FAILED, PASSED, Issue, Outcome
+from readiness.verdicts import FAILED, PASSED, Issue
 from tests.suite.helpers import mutate, sarif_errors
 from tests.suite.targets import OPERATIONAL
 
@@ -48,10 +49,10 @@ def signoff(path: Path | None, *issues: Issue, today: date = date(2026, 12, 1)) 
     """Every task passing but task 7, whose squawk checks failed with `issues` (one check each)."""
     result = SignOff(Path("m.sql"), Path("r.sql"), decisions=decisions.load(path), today=today)
     for number in range(1, 9):
-        result.record(Outcome(f"tests/test_0{number}_x.py::test_ok", PASSED, requirement="report.tables"))
+        result.record(Outcome(f"tests/test_0{number}_x.py::test_ok", PASSED, requirement="report.tables", task=number))
     for index, issue in enumerate(issues):
         result.record(Outcome(f"tests/test_07_x.py::test_squawk[{index}]", FAILED, issue.message, issues=[issue],
-                              requirement="rule.squawk", check="Application deployment safe"))  # fmt: skip
+                              requirement="rule.squawk", check="Application deployment safe", task=7))  # fmt: skip
     return result
 
 

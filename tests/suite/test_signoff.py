@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from readiness.report.record import Outcome as CheckOutcome
 from readiness.report.signoff import SignOff
 from readiness.verdicts import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED
-from readiness.verdicts import Outcome as CheckOutcome
 
 pytestmark = pytest.mark.suite
 
@@ -19,7 +19,7 @@ def signoff_with(outcomes: dict[int, list[str]]) -> SignOff:
     signoff = SignOff(Path("m.sql"), Path("r.sql"))
     for number, kinds in outcomes.items():
         for i, kind in enumerate(kinds):
-            signoff.record(CheckOutcome(f"{MODULES[number]}[{i}]", kind, f"{kind} in task {number}"))
+            signoff.record(CheckOutcome(f"{MODULES[number]}[{i}]", kind, f"{kind} in task {number}", task=number))
     return signoff
 
 
@@ -57,8 +57,8 @@ def test_rollback_not_applicable_is_allowed() -> None:
 def test_worst_phase_of_a_test_counts() -> None:
     """A test that passed its call but failed its teardown counts as failed."""
     signoff = SignOff(Path("m.sql"), Path("r.sql"))
-    signoff.record(CheckOutcome(MODULES[1], FAILED, "teardown failed"))
-    signoff.record(CheckOutcome(MODULES[1], PASSED))
+    signoff.record(CheckOutcome(MODULES[1], FAILED, "teardown failed", task=1))
+    signoff.record(CheckOutcome(MODULES[1], PASSED, task=1))
     assert (signoff.tasks[0].status, signoff.tasks[0].comments) == ("FAIL", "teardown failed")
 
 
@@ -93,15 +93,16 @@ def test_one_blocking_issue_per_cause_with_its_checks() -> None:
     names are one issue each too."""
     signoff = SignOff(Path("m.sql"), Path("r.sql"))
     missing = "0024 did not create the table(s) sync_progress"
-    signoff.record(CheckOutcome(f"{MODULES[1]}[exists]", FAILED, "table sync_progress was not created", cause=missing))
+    signoff.record(CheckOutcome(f"{MODULES[1]}[exists]", FAILED, "table sync_progress was not created", cause=missing,
+                                task=1))  # fmt: skip
     for number in (2, 3, 3):
-        signoff.record(CheckOutcome(f"{MODULES[number]}[{len(signoff.outcomes)}]", BLOCKED, missing))
+        signoff.record(CheckOutcome(f"{MODULES[number]}[{len(signoff.outcomes)}]", BLOCKED, missing, task=number))
     for i in range(2):
-        signoff.record(CheckOutcome(f"{MODULES[5]}[same {i}]", FAILED, "enum sync_action: a label is missing"))
-    signoff.record(CheckOutcome(f"{MODULES[2]}[leak]", FAILED, "org B reads org A's rows", severity="CRITICAL"))
-    signoff.record(CheckOutcome(f"{MODULES[8]}[other]", BLOCKED, "the rollback file does not parse"))
+        signoff.record(CheckOutcome(f"{MODULES[5]}[same {i}]", FAILED, "enum sync_action: a label is missing", task=5))
+    signoff.record(CheckOutcome(f"{MODULES[2]}[leak]", FAILED, "org B reads org A's rows", severity="CRITICAL", task=2))
+    signoff.record(CheckOutcome(f"{MODULES[8]}[other]", BLOCKED, "the rollback file does not parse", task=8))
     for number in (4, 6, 7):
-        signoff.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED))
+        signoff.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED, task=number))
     found = {(i.severity, i.message, i.checks, i.tasks) for i in signoff.blocking_issues}
     assert found == {
         ("HIGH", missing, 4, (1, 2, 3)),
