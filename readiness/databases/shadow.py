@@ -79,7 +79,7 @@ TRIGGERS = """
 SELECT pg_get_triggerdef(t.oid), t.tgname, t.tgenabled::text, t.tgfoid
 FROM pg_trigger t WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY t.tgname
 """
-POLICIES_SQL = """
+TABLE_POLICIES_SQL = """
 SELECT policyname, permissive, cmd, roles::text[], qual, with_check
 FROM pg_policies WHERE schemaname = %s AND tablename = %s ORDER BY policyname
 """
@@ -150,7 +150,7 @@ JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND d.classid = 'pg_proc'::regclass
   AND d.objid = ANY (%s::oid[])
 """
-API_ROLES = ("anon", "authenticated", "service_role", "authenticator")
+COPIED_ROLES = ("anon", "authenticated", "service_role", "authenticator")
 DEFAULT_OBJECT = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 
 
@@ -176,7 +176,7 @@ class Reader:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self.roles: set[str] = set(API_ROLES)
+        self.roles: set[str] = set(COPIED_ROLES)
         self.schemas: set[str] = {"public"}
         self.types: set[int] = set()
         self.functions: set[int] = set()
@@ -279,7 +279,7 @@ class Reader:
 
     def policies(self, schema: str, name: str, table: sql.Composable) -> list[sql.Composable]:
         statements: list[sql.Composable] = []
-        for policy, permissive, command, roles, qual, check in self.conn.execute(POLICIES_SQL, (schema, name)):
+        for policy, permissive, command, roles, qual, check in self.conn.execute(TABLE_POLICIES_SQL, (schema, name)):
             self.roles.update(role for role in roles if role != "public")
             for expression in (qual, check):
                 self.function_names |= reach.expression(self.conn, expression).functions

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 # Roles: attributes, memberships among them, and settings (a statement_timeout anon logs in with, say).
-ROLES = """
+ROLE_ATTRIBUTES_SQL = """
 SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolbypassrls,
        r.rolconfig
 FROM pg_roles r WHERE r.rolname = ANY (%s::text[]) ORDER BY r.rolname
@@ -48,7 +48,7 @@ def role_statements(conn: psycopg.Connection, names: list[str]) -> list[sql.Comp
     """CREATE ROLE for each role the shadow needs (if missing on the suite's server), its attributes, settings and
     memberships among them, as the target has them."""
     statements: list[sql.Composable] = []
-    rows = conn.execute(ROLES, (names,)).fetchall()
+    rows = conn.execute(ROLE_ATTRIBUTES_SQL, (names,)).fetchall()
     for name, superuser, inherit, createrole, createdb, login, bypassrls, config in rows:
         if name.startswith("pg_"):
             continue  # PostgreSQL's predefined roles: on every server already

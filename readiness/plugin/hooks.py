@@ -7,7 +7,6 @@ signoff.json and junit.xml.
 
 from __future__ import annotations
 
-import json
 import os
 from html import escape
 from pathlib import Path
@@ -16,17 +15,16 @@ import pytest
 
 from readiness.plugin import markers, options, outcomes
 from readiness.postgres import interrupt
-from readiness.report import code_scanning
-from readiness.report.markdown import signoff_markdown
+from readiness.report import formats
+from readiness.report.formats import html, summary, terminal
 from readiness.report.record import Outcome, Record
-from readiness.report.render import signoff_html, terminal_table
-from readiness.report.signoff import SignOff
+from readiness.report.signoff import SignOff, sign
+from readiness.report.tally import Tally
 from readiness.schema import ledger
 from readiness.schema.statements import has_byte_order_mark, meta_commands
 from readiness.verdicts import BLOCKED, DIFFERS, FAILED, REFUSED
 
 EXIT_NOT_APPROVED = 1
-STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions' job summary, a Markdown file appended to
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,7 +39,6 @@ def pytest_configure(config: pytest.Config) -> None:
     interrupt.install()
     options.validate(config)
     options.place_reports(config)
-    signoff = SignOff(config.option.migration, config.option.rollback, decisions=config.option.decisions)
     run = outcomes.run_record(config)
     skipped = meta_commands(config.option.migration) + meta_commands(config.option.rollback)
     if skipped:
@@ -49,9 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     marked = [str(path) for path in (config.option.migration, config.option.rollback) if has_byte_order_mark(path)]
     if marked:
         run.note("files starting with a UTF-8 byte-order mark (read without it, as psql does)", ", ".join(marked))
-    config.pluginmanager.register(SignOffReporter(config, signoff), "readiness-signoff")
+    reporter = SignOffReporter(config, Tally(config.option.migration, config.option.rollback,
+                                             decisions=config.option.decisions))  # fmt: skip
+    config.pluginmanager.register(reporter, "readiness-signoff")
     if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(HtmlSignOff(signoff), "readiness-html")
+        config.pluginmanager.register(HtmlSignOff(reporter), "readiness-html")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -91,12 +90,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 class SignOffReporter:
-    """Gathers every test's outcome into the sign-off and writes it out at the end."""
+    """Gathers every check's outcome (a Tally), signs it once at the end and writes every format of it."""
 
-    def __init__(self, config: pytest.Config, signoff: SignOff):
+    def __init__(self, config: pytest.Config, tally: Tally):
         self.config = config
-        self.signoff = signoff
+        self.tally = tally
         self.records: list[Record] = []  # the run's first (the controller's, then its workers'), then the checks'
+        self.signoff: SignOff | None = None  # signed at the session's end
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "readiness", None)  # readiness.plugin.outcomes.decide's, in this process or a worker's
@@ -105,9 +105,9 @@ class SignOffReporter:
             return
         self.records.append(outcome.record)
         if outcome.examples:
-            self.signoff.examples[outcome.nodeid] = outcome.examples
+            self.tally.examples[outcome.nodeid] = outcome.examples
         if outcomes.counts(outcome):
-            self.signoff.record(outcome)
+            self.tally.record(outcome)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -115,47 +115,35 @@ class SignOffReporter:
             # xdist: test outcomes reach the controller as reports; what the run's fixtures recorded, this way
             self.config.workeroutput["readiness"] = outcomes.run_record(self.config).as_json()  # type: ignore
             return
-        for record in [outcomes.run_record(self.config), *self.records]:
-            self.signoff.take(record)
         if self.config.option.collectonly:
             return  # no check ran: the last sign-off stays (place_reports pointed pytest's own reports elsewhere)
+        for record in [outcomes.run_record(self.config), *self.records]:
+            self.tally.take(record)
+        # where CI checked the repository out: code scanning's paths are relative to it
+        signoff = self.signoff = sign(self.tally, Path.cwd())
         try:
             interrupt.announce(interrupt.SIGNOFF_WRITING)
-            self.write(self.config.option.report_dir)
+            self.write(signoff, self.config.option.report_dir)
         except KeyboardInterrupt:  # the servers are still stopped: pytest's own sessionfinish tears them down
             pass
         if interrupt.received():
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-        elif options.is_readiness_run(self.config) and self.signoff.verdict != "APPROVED" and exitstatus == 0:
+        elif options.is_readiness_run(self.config) and signoff.verdict != "APPROVED" and exitstatus == 0:
             session.exitstatus = EXIT_NOT_APPROVED
-        elif options.is_readiness_run(self.config) and exitstatus == pytest.ExitCode.TESTS_FAILED and self.approved():
+        elif options.is_readiness_run(self.config) and exitstatus == pytest.ExitCode.TESTS_FAILED and approved(signoff):
             session.exitstatus = pytest.ExitCode.OK
 
-    def approved(self) -> bool:
-        """APPROVED with every failed check's findings accepted on the record: the run's exit status is 0."""
-        failed = {t.nodeid for t in self.signoff.outcomes.values() if t.status == FAILED}
-        return self.signoff.verdict == "APPROVED" and failed <= self.signoff.accepted_checks
-
-    def write(self, report_dir: Path) -> None:
-        """signoff.json, readiness.md, readiness.sarif and codequality.json, each whole or not at all; under GitHub
-        Actions, the Markdown sign-off in the job's summary too."""
-        rollback = self.signoff.rollback
-        rollback_sql = rollback.read_text(encoding="utf-8") if rollback.is_file() else ""
-        markdown = signoff_markdown(self.signoff, rollback_sql)
-        root = Path.cwd()  # where CI checked the repository out: code scanning's paths are relative to it
-        for name, text in (
-            ("signoff.json", json.dumps(self.signoff.to_json(), indent=2) + "\n"),
-            ("readiness.md", markdown),
-            ("readiness.sarif", json.dumps(code_scanning.sarif(self.signoff, root), indent=2) + "\n"),
-            ("codequality.json", json.dumps(code_scanning.codequality(self.signoff, root), indent=2) + "\n"),
-        ):
+    def write(self, signoff: SignOff, report_dir: Path) -> None:
+        """Every format's file (readiness.report.formats), each whole or not at all; under GitHub Actions, the job's
+        summary too."""
+        for name, format_ in formats.FILES.items():
             partial = report_dir / f".{name}.partial"
-            partial.write_text(text)
+            partial.write_text(format_.render(signoff))
             partial.replace(report_dir / name)
-        summary = os.environ.get(STEP_SUMMARY_ENV)
-        if summary and options.is_readiness_run(self.config):
-            with open(summary, "a", encoding="utf-8") as step_summary:
-                step_summary.write(markdown + "\n")
+        step_summary = os.environ.get(summary.ENVIRONMENT)
+        if step_summary and options.is_readiness_run(self.config):
+            with open(step_summary, "a", encoding="utf-8") as job_summary:
+                job_summary.write(summary.render(signoff))
 
     def pytest_testnodedown(self, node, error) -> None:  # type: ignore[no-untyped-def]
         recorded = getattr(node, "workeroutput", {}).get("readiness")
@@ -169,27 +157,32 @@ class SignOffReporter:
                 "is left as it was."
             )
             return
+        if self.signoff is None:  # the session ended before it was signed
+            return
         terminalreporter.section("migration 0024 readiness sign-off")
-        for line in terminal_table(self.signoff):
+        for line in terminal.render(self.signoff).splitlines():
             terminalreporter.write_line(line)
-        terminalreporter.write_line(
-            f"reports: {self.config.option.report_dir}/ readiness.html readiness.md signoff.json junit.xml "
-            "readiness.sarif codequality.json"
-        )
+        terminalreporter.write_line(f"reports: {self.config.option.report_dir}/ {' '.join(formats.ALL_FILES)}")
+
+
+def approved(signoff: SignOff) -> bool:
+    """APPROVED with every failed check's findings accepted on the record: the run's exit status is 0."""
+    failed = {t.nodeid for t in signoff.outcomes if t.status == FAILED}
+    return signoff.verdict == "APPROVED" and failed <= signoff.accepted_checks
 
 
 class HtmlSignOff:
     """pytest-html hooks: the sign-off on top of the report, each test's docstring in its row."""
 
-    def __init__(self, signoff: SignOff):
-        self.signoff = signoff
+    def __init__(self, reporter: SignOffReporter):
+        self.reporter = reporter
 
     def pytest_html_report_title(self, report) -> None:  # type: ignore[no-untyped-def]
         report.title = "Migration 0024 Production Readiness"
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:  # type: ignore[no-untyped-def]
-        rollback = self.signoff.rollback
-        prefix.append(signoff_html(self.signoff, rollback.read_text(encoding="utf-8") if rollback.is_file() else ""))
+        if self.reporter.signoff is not None:  # signed by the reporter's sessionfinish, which runs first
+            prefix.append(html.render(self.reporter.signoff))
 
     def pytest_html_results_table_header(self, cells) -> None:  # type: ignore[no-untyped-def]
         cells.insert(2, "<th>Check</th>")

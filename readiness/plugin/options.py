@@ -11,6 +11,7 @@ import pytest
 from readiness import PROJECT_ROOT
 from readiness.errors import ReadinessUsageError
 from readiness.postgres import dsn
+from readiness.report.formats import JUNIT, html
 from readiness.rules import decisions
 from readiness.rules.budget import DEFAULT_BUDGET_MS
 from readiness.schema import column_roles, statements
@@ -168,7 +169,7 @@ def place_reports(config: pytest.Config) -> None:
         return  # no check runs: pytest-html and junitxml write where they were told, if anywhere, not over the sign-off
     # Before pytest-html and junitxml read them: the reports land beside signoff.json.
     if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
-        config.option.htmlpath = str(report_dir / "readiness.html")
+        config.option.htmlpath = str(report_dir / html.FILE)
         config.option.self_contained_html = True
     if not config.option.xmlpath:
-        config.option.xmlpath = str(report_dir / "junit.xml")
+        config.option.xmlpath = str(report_dir / JUNIT)

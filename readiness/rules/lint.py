@@ -19,7 +19,7 @@ from readiness.schema.catalog import qualified_names
 # --- Supabase linter (splinter) rules ---------------------------------------------------
 
 LintRule = Callable[[Connection], list[str]]
-API_ROLES = ("anon", "authenticated")  # the roles PostgREST runs requests as, subject to RLS
+RLS_ROLES = ("anon", "authenticated")  # the roles PostgREST runs requests as, subject to RLS
 ANY_TABLE_PRIVILEGE = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
 
 # 0013 rls_disabled_in_public: a table (a partition too: it can be named directly) the API
@@ -143,7 +143,7 @@ def rls_disabled_in_public(conn: Connection) -> list[str]:
     return [
         f"{table}: RLS disabled while {' and '.join(roles)} hold privileges on it, every row is open to the API: "
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY (or REVOKE ALL ON {table} FROM anon, authenticated)"
-        for table, roles in conn.execute(RLS_DISABLED_IN_PUBLIC, (list(API_ROLES), ANY_TABLE_PRIVILEGE))
+        for table, roles in conn.execute(RLS_DISABLED_IN_PUBLIC, (list(RLS_ROLES), ANY_TABLE_PRIVILEGE))
     ]
 
 
@@ -169,7 +169,7 @@ def multiple_permissive_policies(conn: Connection) -> list[str]:
     return [
         f"{table}: {len(names)} permissive policies for {role} {command} ({', '.join(names)}), each evaluated "
         "for every row: merge them into one policy, or make the extra ones RESTRICTIVE"
-        for table, role, command, names in conn.execute(MULTIPLE_PERMISSIVE_POLICIES, (list(API_ROLES),))
+        for table, role, command, names in conn.execute(MULTIPLE_PERMISSIVE_POLICIES, (list(RLS_ROLES),))
     ]
 
 

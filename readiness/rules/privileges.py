@@ -33,9 +33,9 @@ COMMANDS = {"r": ("SELECT",), "a": ("INSERT",), "w": ("UPDATE",), "d": ("DELETE"
             "UPDATE", "DELETE")}  # fmt: skip
 
 # The API roles that exist, and whether RLS applies to them (a BYPASSRLS role is never subject to a policy).
-ROLES = "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname"
+ROLE_BYPASS_SQL = "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname"
 # The policies of `tables`: to whom they apply (a role, a role it is a member of, or PUBLIC) and their expressions.
-POLICIES_SQL = """
+POLICY_GRANTEES_SQL = """
 SELECT p.polname, c.oid::regclass::text, p.polcmd::text, pg_get_expr(p.polqual, p.polrelid),
        pg_get_expr(p.polwithcheck, p.polrelid), p.polroles
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
@@ -157,7 +157,7 @@ def _acting(conn: psycopg.Connection, table: str, roles: dict[str, bool], comman
 def needs(conn: psycopg.Connection, tables: list[str]) -> dict[tuple[str, Need], tuple[set[str], set[str]]]:
     """(role, need) -> (what needs it, the tables whose checks it breaks), for the policies, triggers and users of
     `tables` (schema-qualified)."""
-    roles = dict(conn.execute(ROLES, (list(API_ROLES),)).fetchall())
+    roles = dict(conn.execute(ROLE_BYPASS_SQL, (list(API_ROLES),)).fetchall())
     found: dict[tuple[str, Need], tuple[set[str], set[str]]] = {}
 
     def add(role: str, wanted: set[Need], by: str, table: str) -> None:
@@ -167,7 +167,7 @@ def needs(conn: psycopg.Connection, tables: list[str]) -> dict[tuple[str, Need],
             broken.add(table.split(".")[-1])
 
     with catalog.qualified_names(conn):
-        policies = conn.execute(POLICIES_SQL, (tables,)).fetchall()
+        policies = conn.execute(POLICY_GRANTEES_SQL, (tables,)).fetchall()
         for name, table, command, using, check, applies in policies:
             subject = [role for role, bypass in roles.items() if not bypass]
             for role in _acting(conn, table, dict.fromkeys(subject, False), COMMANDS[command]):
@@ -228,7 +228,7 @@ def exposures(conn: psycopg.Connection, tables: list[str]) -> list[Exposure]:
             secured, columns, key = row
             why = None if secured else "it has no row level security"
             if secured:
-                for policy, _, command, using, _, applies in conn.execute(POLICIES_SQL, ([table],)).fetchall():
+                for policy, _, command, using, _, applies in conn.execute(POLICY_GRANTEES_SQL, ([table],)).fetchall():
                     reads = command in ("r", "*") and catalog.scalar(conn, APPLIES_TO, applies, applies, AUTHENTICATED)
                     if reads and not reach.expression(conn, using).caller:
                         why = f"its policy {policy} lets every signed-in user read every row"

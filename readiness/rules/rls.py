@@ -39,7 +39,7 @@ WHO = {
 }
 # The policies of a table, names qualified, with the API roles subject to RLS each applies to (by PUBLIC, by name
 # or through membership) and whether each role holds each command's privilege on the table.
-POLICIES_SQL = """
+POLICIES_BY_ROLE_SQL = """
 SELECT p.polname, p.polcmd::text, p.polpermissive, pg_get_expr(p.polqual, p.polrelid),
        pg_get_expr(p.polwithcheck, p.polrelid),
        ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(%(roles)s) AND NOT r.rolbypassrls
@@ -101,7 +101,7 @@ def prove(conn: psycopg.Connection, table: str) -> dict[str, Proof]:
 def _prove(conn: psycopg.Connection, table: str) -> dict[str, Proof]:
     with catalog.qualified_names(conn):
         qualified = catalog.qualified(table)
-        rows = conn.execute(POLICIES_SQL, {"roles": [ANON, AUTHENTICATED], "table": qualified}).fetchall()
+        rows = conn.execute(POLICIES_BY_ROLE_SQL, {"roles": [ANON, AUTHENTICATED], "table": qualified}).fetchall()
         reader = pinning.Reader(conn, qualified)
         read: dict[str | None, list[Disjunct] | None] = {}
 

@@ -45,7 +45,7 @@ def _named(table: str, *columns: str) -> list[Role]:
     return [Role(table, column, f"{column}, named by the report", column=column) for column in columns]
 
 
-ROLES: tuple[Role, ...] = (
+COLUMN_ROLES: tuple[Role, ...] = (
     *_named("sync_preview_cache", "org_id", "computed_by", "sync_type", "cache_key", "expires_at", "computed_at"),
     *_named(
         "sync_progress",
@@ -148,7 +148,7 @@ def read_overrides(path: Path | None) -> dict[str, dict[str, str]]:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ReadinessUsageError(f"--columns {path}: {error}. Give a TOML file such as:\n{EXAMPLE}") from None
-    known = {(role.table, role.name) for role in ROLES}
+    known = {(role.table, role.name) for role in COLUMN_ROLES}
     for table, entries in data.items():
         for role, column in entries.items() if isinstance(entries, dict) else [(None, entries)]:
             if (table, role) not in known or not isinstance(column, str):
@@ -163,12 +163,12 @@ EXAMPLE = '[sync_progress]\ntotal = "items_total"\nprocessed = "items_done"\nfai
 
 
 def resolve(conn: psycopg.Connection, overrides: dict[str, dict[str, str]]) -> Columns:
-    """Every role of ROLES against the catalog of the migration under test."""
+    """Every role of COLUMN_ROLES against the catalog of the migration under test."""
     tables = {
         table: catalog.columns(conn, table) if catalog.relation_exists(conn, f"public.{table}") else {}
-        for table in {role.table for role in ROLES}
+        for table in {role.table for role in COLUMN_ROLES}
     }
-    return Columns({(role.table, role.name): _resolve(role, tables[role.table], overrides) for role in ROLES})
+    return Columns({(role.table, role.name): _resolve(role, tables[role.table], overrides) for role in COLUMN_ROLES})
 
 
 def _resolve(role: Role, columns: dict[str, Column], overrides: dict[str, dict[str, str]]) -> Resolved:

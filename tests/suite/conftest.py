@@ -14,8 +14,8 @@ import pytest
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from readiness import PROJECT_ROOT
-from readiness.plugin.hooks import STEP_SUMMARY_ENV
 from readiness.postgres import cache, process_group, server
+from readiness.report.formats.summary import ENVIRONMENT as STEP_SUMMARY_ENV
 from tests.suite.helpers import NESTED_VOLUME, ReadinessRun
 from tests.suite.targets import databases
 

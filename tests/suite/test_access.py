@@ -8,7 +8,9 @@ import pytest
 
 from readiness.acting import access
 from readiness.acting.access import ANON, MEMBER, OTHER, SERVICE, Observation
-from readiness.report.signoff import SignOff
+from readiness.report.formats.signoff_json import as_json
+from readiness.report.signoff import sign
+from readiness.report.tally import Tally
 
 pytestmark = pytest.mark.suite
 
@@ -40,9 +42,9 @@ def test_cells_are_judged_against_the_report() -> None:
 
 
 def test_signoff_json_carries_the_matrix() -> None:
-    signoff = SignOff(Path("m.sql"), Path("r.sql"))
-    signoff.observations[Observation("sync_progress", "SELECT", ANON, "2 rows", True, "t::x")] = None
-    matrix = signoff.to_json()["access_matrix"]
+    tally = Tally(Path("m.sql"), Path("r.sql"))
+    tally.observations[Observation("sync_progress", "SELECT", ANON, "2 rows", True, "t::x")] = None
+    matrix = as_json(sign(tally, Path.cwd()))["access_matrix"]
     assert matrix["commands"] == ["SELECT", "INSERT", "UPDATE", "DELETE"] and ANON in matrix["actors"]  # type: ignore[index]
     (row,) = matrix["rows"]  # type: ignore[index]
     assert row["table"] == "sync_progress" and row["cells"] == [

@@ -67,6 +67,30 @@ def test_a_layer_that_imports_upward_is_seen(tmp_path: Path, monkeypatch: pytest
         test_imports_run_one_way()
 
 
+def test_report_imports_no_pytest() -> None:
+    """The sign-off and its formats (readiness/report/) are values and functions of them, with no pytest: what a
+    check found reaches them only through its Outcome, never through pytest's objects."""
+    found = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in sorted((PACKAGE / "report").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and any(name.split(".")[0] in ("pytest", "_pytest")
+                for name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]))
+    ]  # fmt: skip
+    assert found == [], f"report modules importing pytest: {found}"
+
+
+def test_a_report_module_importing_pytest_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest check can fail: a format importing pytest's stash is reported."""
+    (tmp_path / "readiness" / "report" / "formats").mkdir(parents=True)
+    (tmp_path / "readiness" / "report" / "formats" / "leak.py").write_text("from _pytest.stash import StashKey\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "readiness")
+    monkeypatch.setattr(sys.modules[__name__], "PROJECT_ROOT", tmp_path)
+    with pytest.raises(AssertionError, match="readiness/report/formats/leak.py"):
+        test_report_imports_no_pytest()
+
+
 def test_no_module_over_its_size() -> None:
     """No module of the package is over 400 lines: a longer one does two jobs."""
     long = {

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from readiness.report import code_scanning
+from readiness.report.formats import codequality, sarif
 from readiness.report.record import Outcome
-from readiness.report.signoff import SignOff
+from readiness.report.signoff import sign
+from readiness.report.tally import Tally
 from readiness.schema.files import DEFAULT_MIGRATION, DEFAULT_ROLLBACK
 from readiness.verdicts import FAILED, Issue
 from tests.suite.helpers import sarif_errors
@@ -26,12 +27,13 @@ def line_of(path: Path, text: str) -> int:
 def test_finding_without_a_line_is_located_where_the_file_names_its_subject() -> None:
     """A blocking issue located at a check (not a file:line) is put on the line that first names its subject, the
     most specific name in its message (the policy, not its table); one naming nothing the file has, at line 1."""
-    signoff = SignOff(DEFAULT_MIGRATION, DEFAULT_ROLLBACK)
+    tally = Tally(DEFAULT_MIGRATION, DEFAULT_ROLLBACK)
     leak = Issue("CRITICAL", POLICY, "tests/test_02_x.py::test_a", requirement="report.isolation")
-    signoff.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak], task=2))
-    signoff.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums",
+    tally.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak], task=2))
+    tally.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums",
                            task=5))  # fmt: skip
-    document = code_scanning.sarif(signoff, DEFAULT_MIGRATION.parents[2])
+    signoff = sign(tally, DEFAULT_MIGRATION.parents[2])
+    document = sarif.sarif(signoff)
     assert sarif_errors(document) == []
     regions = {r["ruleId"]: r["locations"][0]["physicalLocation"] for r in document["runs"][0]["results"]}
     policy = regions["report:isolation"]
@@ -39,6 +41,6 @@ def test_finding_without_a_line_is_located_where_the_file_names_its_subject() ->
                                           "uriBaseId": "%SRCROOT%"}  # fmt: skip
     assert policy["region"]["startLine"] == line_of(DEFAULT_MIGRATION, "CREATE POLICY sync_activity_log_select")
     assert regions["report:enums"]["region"] == {"startLine": 1}
-    quality = {entry["check_name"]: entry for entry in code_scanning.codequality(signoff, DEFAULT_MIGRATION.parents[2])}
+    quality = {entry["check_name"]: entry for entry in codequality.codequality(signoff)}
     assert quality["report:isolation"]["severity"] == "blocker"
     assert quality["report:isolation"]["location"]["lines"]["begin"] == policy["region"]["startLine"]

@@ -13,9 +13,11 @@ import pytest
 from psycopg import sql
 
 from readiness.errors import ReadinessUsageError
-from readiness.plugin.hooks import STEP_SUMMARY_ENV
+from readiness.report.formats.signoff_json import as_json
+from readiness.report.formats.summary import ENVIRONMENT as STEP_SUMMARY_ENV
 from readiness.report.record import Outcome
-from readiness.report.signoff import SignOff
+from readiness.report.signoff import SignOff, sign
+from readiness.report.tally import Tally
 from readiness.rules import decisions, squawk
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from readiness.verdicts import FAILED, PASSED, Issue
@@ -47,21 +49,21 @@ def accept(finding: str, until: str = "2027-03-31") -> dict[str, str]:
 
 def signoff(path: Path | None, *issues: Issue, today: date = date(2026, 12, 1)) -> SignOff:
     """Every task passing but task 7, whose squawk checks failed with `issues` (one check each)."""
-    result = SignOff(Path("m.sql"), Path("r.sql"), decisions=decisions.load(path), today=today)
+    result = Tally(Path("m.sql"), Path("r.sql"), decisions=decisions.load(path), today=today)
     for number in range(1, 9):
         result.record(Outcome(f"tests/test_0{number}_x.py::test_ok", PASSED, requirement="report.tables", task=number))
     for index, issue in enumerate(issues):
         result.record(Outcome(f"tests/test_07_x.py::test_squawk[{index}]", FAILED, issue.message, issues=[issue],
                               requirement="rule.squawk", check="Application deployment safe", task=7))  # fmt: skip
-    return result
+    return sign(result, Path.cwd())
 
 
 def test_accepted_finding_stops_blocking_and_is_listed(tmp_path: Path) -> None:
     path = decisions_file(tmp_path, accept("squawk:require-lock-timeout"))
     assert signoff(None, SQUAWK_ISSUE).verdict == "NOT APPROVED"
     decided = signoff(path, SQUAWK_ISSUE)
-    assert decided.verdict == "APPROVED" and decided.blocking_issues == []
-    data = decided.to_json()
+    assert decided.verdict == "APPROVED" and decided.blocking_issues == ()
+    data = as_json(decided)
     (accepted,) = data["accepted"]  # type: ignore[misc]
     assert accepted["rule"] == "squawk:require-lock-timeout" and accepted["location"] == "/x/0024.sql:13:1"
     assert accepted["decision"] == {"finding": "squawk:require-lock-timeout", "reason": accept("")["reason"],
@@ -75,7 +77,7 @@ def test_accepted_finding_stops_blocking_and_is_listed(tmp_path: Path) -> None:
 def test_expired_decision_blocks_again_naming_it(tmp_path: Path) -> None:
     path = decisions_file(tmp_path, accept("squawk:require-lock-timeout", until="2026-11-30"))
     expired = signoff(path, SQUAWK_ISSUE, today=date(2026, 12, 1))
-    assert expired.verdict == "NOT APPROVED" and expired.accepted == []
+    assert expired.verdict == "NOT APPROVED" and expired.accepted == ()
     (issue,) = expired.blocking_issues
     assert "expired on 2026-11-30" in issue.message and "dba@example.com" in issue.message, issue.message
     assert signoff(path, SQUAWK_ISSUE, today=date(2026, 11, 30)).verdict == "APPROVED"  # the last day still counts
@@ -88,14 +90,14 @@ def test_decision_narrowed_to_an_object_accepts_only_that(tmp_path: Path) -> Non
     assert [issue.location for issue in decided.blocking_issues] == ["/x/0024.sql:13:1"]
     assert decided.verdict == "NOT APPROVED"
     line = decisions_file(tmp_path, accept("squawk:require-lock-timeout@0024.sql:130"))
-    assert signoff(line, SQUAWK_ISSUE).accepted == []  # 0024.sql:13 is not 0024.sql:130
+    assert signoff(line, SQUAWK_ISSUE).accepted == ()  # 0024.sql:13 is not 0024.sql:130
 
 
 def test_unmatched_decision_is_a_recommendation_to_remove_it(tmp_path: Path) -> None:
     path = decisions_file(tmp_path, accept("squawk:ban-drop-column"))
     decided = signoff(path)
     assert decided.verdict == "APPROVED"
-    (stale,) = decided.listed_recommendations
+    (stale,) = decided.recommendations
     assert stale.rule == "readiness:unmatched-decision" and "squawk:ban-drop-column" in stale.message
     assert stale.location == f"{path}:1"
 
@@ -106,7 +108,7 @@ def test_critical_finding_is_never_accepted(tmp_path: Path) -> None:
         decisions.load(decisions_file(tmp_path, accept("report:isolation")))
     critical = Issue("CRITICAL", "ALTER TABLE x - relation does not exist", "/x/0024.sql:5:1", rule="report:executes")
     decided = signoff(decisions_file(tmp_path, accept("report:executes")), critical)
-    assert decided.verdict == "NOT APPROVED" and decided.accepted == []
+    assert decided.verdict == "NOT APPROVED" and decided.accepted == ()
     assert "a CRITICAL finding is never accepted" in decided.blocking_issues[0].message
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from readiness.report.formats.signoff_json import as_json
 from readiness.report.record import Outcome as CheckOutcome
-from readiness.report.signoff import SignOff
+from readiness.report.signoff import SignOff, sign
+from readiness.report.tally import Tally
 from readiness.verdicts import BLOCKED, FAILED, NOT_APPLICABLE, PASSED, SKIPPED
 
 pytestmark = pytest.mark.suite
@@ -16,11 +18,11 @@ MODULES = {n: f"tests/test_0{n}_x.py::test_{n}" for n in range(1, 9)}
 
 
 def signoff_with(outcomes: dict[int, list[str]]) -> SignOff:
-    signoff = SignOff(Path("m.sql"), Path("r.sql"))
+    tally = Tally(Path("m.sql"), Path("r.sql"))
     for number, kinds in outcomes.items():
         for i, kind in enumerate(kinds):
-            signoff.record(CheckOutcome(f"{MODULES[number]}[{i}]", kind, f"{kind} in task {number}", task=number))
-    return signoff
+            tally.record(CheckOutcome(f"{MODULES[number]}[{i}]", kind, f"{kind} in task {number}", task=number))
+    return sign(tally, Path.cwd())
 
 
 ALL_PASS = {n: [PASSED] for n in range(1, 9)}
@@ -56,9 +58,10 @@ def test_rollback_not_applicable_is_allowed() -> None:
 
 def test_worst_phase_of_a_test_counts() -> None:
     """A test that passed its call but failed its teardown counts as failed."""
-    signoff = SignOff(Path("m.sql"), Path("r.sql"))
-    signoff.record(CheckOutcome(MODULES[1], FAILED, "teardown failed", task=1))
-    signoff.record(CheckOutcome(MODULES[1], PASSED, task=1))
+    tally = Tally(Path("m.sql"), Path("r.sql"))
+    tally.record(CheckOutcome(MODULES[1], FAILED, "teardown failed", task=1))
+    tally.record(CheckOutcome(MODULES[1], PASSED, task=1))
+    signoff = sign(tally, Path.cwd())
     assert (signoff.tasks[0].status, signoff.tasks[0].comments) == ("FAIL", "teardown failed")
 
 
@@ -70,7 +73,7 @@ def test_counts_and_comment_of_a_task() -> None:
 
 def test_json_contract() -> None:
     """signoff.json carries the verdict, the migration's path and hash, the eight tasks and blocking issues."""
-    data = signoff_with({1: [FAILED]}).to_json()
+    data = as_json(signoff_with({1: [FAILED]}))
     assert set(data) >= {"verdict", "server_version", "migration", "tasks", "blocking_issues"}
     assert [t["number"] for t in data["tasks"]] == list(range(1, 9))  # type: ignore[union-attr]
     assert set(data["tasks"][0]) == {"number", "name", "status", "passed", "failed", "blocked", "differs", "accepted",
@@ -91,18 +94,19 @@ def test_one_blocking_issue_per_cause_with_its_checks() -> None:
     """Checks failing with one message, and checks BLOCKED by a cause a failing check names, are one issue each,
     counting the checks and their tasks; a recorded issue keeps its own severity; blocked causes no check
     names are one issue each too."""
-    signoff = SignOff(Path("m.sql"), Path("r.sql"))
+    tally = Tally(Path("m.sql"), Path("r.sql"))
     missing = "0024 did not create the table(s) sync_progress"
-    signoff.record(CheckOutcome(f"{MODULES[1]}[exists]", FAILED, "table sync_progress was not created", cause=missing,
+    tally.record(CheckOutcome(f"{MODULES[1]}[exists]", FAILED, "table sync_progress was not created", cause=missing,
                                 task=1))  # fmt: skip
     for number in (2, 3, 3):
-        signoff.record(CheckOutcome(f"{MODULES[number]}[{len(signoff.outcomes)}]", BLOCKED, missing, task=number))
+        tally.record(CheckOutcome(f"{MODULES[number]}[{len(tally.outcomes)}]", BLOCKED, missing, task=number))
     for i in range(2):
-        signoff.record(CheckOutcome(f"{MODULES[5]}[same {i}]", FAILED, "enum sync_action: a label is missing", task=5))
-    signoff.record(CheckOutcome(f"{MODULES[2]}[leak]", FAILED, "org B reads org A's rows", severity="CRITICAL", task=2))
-    signoff.record(CheckOutcome(f"{MODULES[8]}[other]", BLOCKED, "the rollback file does not parse", task=8))
+        tally.record(CheckOutcome(f"{MODULES[5]}[same {i}]", FAILED, "enum sync_action: a label is missing", task=5))
+    tally.record(CheckOutcome(f"{MODULES[2]}[leak]", FAILED, "org B reads org A's rows", severity="CRITICAL", task=2))
+    tally.record(CheckOutcome(f"{MODULES[8]}[other]", BLOCKED, "the rollback file does not parse", task=8))
     for number in (4, 6, 7):
-        signoff.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED, task=number))
+        tally.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED, task=number))
+    signoff = sign(tally, Path.cwd())
     found = {(i.severity, i.message, i.checks, i.tasks) for i in signoff.blocking_issues}
     assert found == {
         ("HIGH", missing, 4, (1, 2, 3)),

@@ -1,18 +1,17 @@
-"""The sign-off as a person reads it: the top of the HTML report and the terminal table."""
+"""The sign-off as a person reads it in a browser: the section that opens pytest-html's report (readiness.html)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
 
-from readiness import SQL_DIR
 from readiness.acting import access
+from readiness.report.formats.signoff_json import as_json
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
-from readiness.schema import ledger
+from readiness.report.words import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_words
 from readiness.verdicts import Issue
 
-PREREQUISITE_SQL = [SQL_DIR / "prerequisites" / "01_organization.sql", SQL_DIR / "prerequisites" / "02_auth.sql"]
-
+FILE = "readiness.html"  # pytest-html's report, this section on top (readiness.plugin.hooks)
 STATUS_COLOURS = {
     "PASS": "#1a7f37",
     "ACCEPTED": "#9a6700",
@@ -57,25 +56,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def affected(issue: Issue) -> str:
-    """How many checks a cause failed or blocked, in which tasks."""
-    tasks = ", ".join(map(str, issue.tasks))
-    return f"{issue.checks} check{'s' if issue.checks != 1 else ''}" + (f" (task {tasks})" if tasks else "")
-
-
-def requirement_of(issue: Issue) -> str:
-    """What the issue breaks, as the ledger names it: its id, where it comes from, the words it quotes."""
-    if not issue.requirement:
-        return ""
-    requirement = ledger.get(issue.requirement)
-    return f"{requirement.id} ({requirement.source}: {requirement.cites}): “{requirement.quote}”"
-
-
 def issues_table(heading: str, issues: Iterable[Issue], counted: bool = True) -> str:
     """Blocking issues (with the checks each affects and the requirement they break) or recommendations:
     severity, message, location."""
     rows = [
-        [badge(i.severity), escape(i.message), *([escape(affected(i)), escape(requirement_of(i))] if counted else []),
+        [badge(i.severity), escape(i.message),
+         *([escape(affected(i)), escape(requirement_words(i))] if counted else []),
          f"<code>{escape(i.location)}</code>", f"<code>{escape(i.rule or '')}</code>"]
         for i in issues
     ]  # fmt: skip
@@ -93,11 +79,6 @@ def accepted_table(signoff: SignOff) -> str:
     ]  # fmt: skip
     headers = ["Severity", "Finding", "Accepted", "Reason", "By", "Until", "Decided in"]
     return table(headers, rows) if rows else "<p>None.</p>"
-
-
-# Who settled an accepted finding (readiness.rules.decisions' kinds).
-DECIDED_BY = {"accepted": "the team's decisions file", "squawk": "squawk's own config or comment",
-              "satisfied": "a setting of the deploy"}  # fmt: skip
 
 
 def access_table(signoff: SignOff) -> str:
@@ -126,7 +107,7 @@ def access_table(signoff: SignOff) -> str:
             f"<tr>{commands}</tr></thead><tbody>{''.join(body)}</tbody></table>")  # fmt: skip
 
 
-def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
+def render(signoff: SignOff) -> str:
     """The sign-off section that opens the HTML report."""
     verdict = signoff.verdict
     parts = [
@@ -149,7 +130,7 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         access_table(signoff),
         recommendations(signoff),
         "<h3>Recommendations</h3>",
-        issues_table("Recommendation", signoff.listed_recommendations, counted=False),
+        issues_table("Recommendation", signoff.recommendations, counted=False),
         '<h3 id="accepted">Accepted risks</h3>',
         "<p>Findings that no longer block, on the record: why, by whom, until when.</p>",
         accepted_table(signoff),
@@ -158,7 +139,7 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "Informational: none of these changes the verdict.</p>",
         table(
             ["Subject", "The project's 0024", "This migration"],
-            [[escape(d.subject), escape(d.design), escape(d.found)] for d in signoff.design_differences.values()],
+            [[escape(d.subject), escape(d.design), escape(d.found)] for d in signoff.design_differences],
         )
         if signoff.design_differences
         else "<p>None.</p>",
@@ -175,22 +156,10 @@ def signoff_html(signoff: SignOff, rollback_sql: str) -> str:
         "<h3>Environment</h3>",
         table(["Item", "Value"], [[escape(k), f"<code>{escape(str(v))}</code>"] for k, v in environment(signoff)]),
         f"<details><summary>Rollback procedure ({escape(str(signoff.rollback))})</summary>"
-        f"<pre>{escape(rollback_sql)}</pre></details>",
+        f"<pre>{escape(signoff.rollback_sql)}</pre></details>",
         "</div>",
     ]
     return "\n".join(parts)
-
-
-EXECUTION_ORDER = [
-    "Create organization table (must do first)",
-    "Create auth schema & auth.users_extended (must do second)",
-    "Verify Migration 0023 is applied",
-    "Apply Migration 0024",
-    "Populate test data (test org/user records)",
-    "Test RLS policies (verify isolation works)",
-    "Deploy to staging (full integration test)",
-    "Deploy to production (after staging passes)",
-]
 
 
 def recommendations(signoff: SignOff) -> str:
@@ -209,7 +178,7 @@ def recommendations(signoff: SignOff) -> str:
 
 def environment(signoff: SignOff) -> list[tuple[str, str]]:
     """Server, migration and rollback with their hashes, then what the fixtures recorded."""
-    data = signoff.to_json()
+    data = as_json(signoff)
     migration, rollback = data["migration"], data["rollback"]
     return [
         ("Server version", str(data["server_version"])),
@@ -218,31 +187,3 @@ def environment(signoff: SignOff) -> list[tuple[str, str]]:
         *((key, value) for key, value in signoff.environment.items() if key != "server_version"),
         ("Hypothesis examples tried", f"{sum(signoff.examples.values())} in {len(signoff.examples)} property tests"),
     ]
-
-
-def terminal_table(signoff: SignOff) -> list[str]:
-    """The 8-task table, blocking issues and verdict printed at the end of the terminal output."""
-    width = max(len(t.name) for t in signoff.tasks) + 4
-    lines = [signoff.purpose.replace("**", ""), f"{'Validation Task':<{width}} {'Status':<8} Comments"]
-    for task in signoff.tasks:
-        lines.append(f"{f'{task.number}. {task.name}':<{width}} {task.status:<8} {task.comments[:100]}")
-    for issue in signoff.blocking_issues:
-        enforces = f"; breaks {issue.requirement}" if issue.requirement else ""
-        where = f"{issue.location}; {affected(issue)}{enforces}"
-        lines.append(f"{issue.severity} [{issue.rule}]: {issue.message} ({where})")
-    cells = [cell for row in signoff.access_matrix.values() for cell in row.values()]
-    if cells:
-        red = [f"{c.table} {c.command} by {c.actor}: {c.observed}" for c in cells if not c.as_expected]
-        lines.append(f"tenant access: {len(cells) - len(red)} of {len(cells)} observed cells as the report expects"
-                     + (f"; NOT: {'; '.join(red)[:300]}" if red else ""))  # fmt: skip
-    for issue, decision in signoff.accepted:
-        lines.append(f"accepted: {decision.finding} by {decision.by} until {decision.until or 'no expiry'} "
-                     f"({decision.source}): {issue.message[:80]}")  # fmt: skip
-    if signoff.listed_recommendations:
-        lines.append(f"recommendations (not blocking): {len(signoff.listed_recommendations)}, listed in the reports")
-    if signoff.design_differences:
-        lines.append(f"differences from the project's design (informational): {len(signoff.design_differences)}")
-    if signoff.examples:
-        lines.append(f"hypothesis: {sum(signoff.examples.values())} examples in {len(signoff.examples)} property tests")
-    lines.append(f"OVERALL STATUS: {signoff.verdict}")
-    return lines

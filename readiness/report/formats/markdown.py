@@ -1,13 +1,16 @@
-"""reports/readiness.md: the sign-off in the layout of the hand-written readiness report, for a review."""
+"""reports/readiness.md: the sign-off in the layout of the hand-written readiness report, for a review (and, under
+GitHub Actions, the job's summary: readiness.report.formats.summary)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from readiness.acting import access
-from readiness.report.render import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_of
+from readiness.report.formats.signoff_json import as_json
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
+from readiness.report.words import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_words
 
+FILE = "readiness.md"
 MARKS = {"PASS": "✓ PASS", "FAIL": "❌ FAIL", "BLOCKED": "❌ FAIL", "N/A": "-", "NOT RUN": "❌ FAIL"}  # as the report
 CHECK_MARKS = {"PASS": "✓ PASS", "ACCEPTED": "⚠ ACCEPTED"}  # a readiness row; any other is ❌
 HEADLINE = {
@@ -49,11 +52,11 @@ def access_markdown(signoff: SignOff) -> list[str]:
     return lines
 
 
-def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
+def render(signoff: SignOff) -> str:
     """The whole document, generated from the run."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     approved = signoff.verdict == "APPROVED"
-    data = signoff.to_json()
+    data = as_json(signoff)
     lines = [
         "# Migration 0024 Production Readiness Verification Report",
         "",
@@ -81,12 +84,12 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
         ]
     lines += ["### Blocking Issues", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; {affected(issue)}; rule `{issue.rule}`)"
-              + (f"\n   - Requirement: {requirement_of(issue)}" if issue.requirement else "")
+              + (f"\n   - Requirement: {requirement_words(issue)}" if issue.requirement else "")
               for i, issue in enumerate(signoff.blocking_issues, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Tenant access, as observed", "", access.PROOF, ""] + access_markdown(signoff)
     lines += ["", "### Recommendations (not blocking)", ""]
     lines += [f"{i}. **{issue.severity}:** {issue.message} (`{issue.location}`; rule `{issue.rule}`)" for i, issue in
-              enumerate(signoff.listed_recommendations, 1)] or ["None."]  # fmt: skip
+              enumerate(signoff.recommendations, 1)] or ["None."]  # fmt: skip
     lines += ["", "### Accepted risks", ""]
     if signoff.accepted:
         lines += ["| Finding | Accepted | Reason | By | Until | Decided in |", "|---|---|---|---|---|---|"]
@@ -94,7 +97,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
               f"`{cell(d.source)}` ({DECIDED_BY[d.kind]}) |" for issue, d in signoff.accepted] or ["None."]  # fmt: skip
     lines += ["", "### Differences from the project's design (informational)", ""]
     lines += [f"- **{cell(d.subject)}**: the project's 0024 has {cell(d.design)}; this migration has {cell(d.found)}"
-              for d in signoff.design_differences.values()] or ["None."]  # fmt: skip
+              for d in signoff.design_differences] or ["None."]  # fmt: skip
     lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
     lines += [
         f"| {name} | {CHECK_MARKS.get(status, '❌ ' + status)} |" for name, status in signoff.checks.items()
@@ -108,7 +111,7 @@ def signoff_markdown(signoff: SignOff, rollback_sql: str) -> str:
     if signoff.figures:
         lines += ["## Measurements", "", "| Measurement | Value |", "|---|---|"]
         lines += [f"| {cell(name)} | {cell(value)} |" for name, value in signoff.figures.items()] + [""]
-    lines += ["## Rollback Procedure", "", "```sql", rollback_sql.rstrip(), "```", ""]
+    lines += ["## Rollback Procedure", "", "```sql", signoff.rollback_sql.rstrip(), "```", ""]
     lines += ["## Summary Table", "", "| Validation Task | Status | Pass/Fail | Comments |",
               "|-----------------|--------|-----------|----------|"]  # fmt: skip
     lines += [f"| {t.number}. {t.name} | {t.status} | {MARKS[t.status]} | {cell(t.comments)} |" for t in signoff.tasks]
