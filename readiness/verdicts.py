@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import NoReturn
 
 from _pytest.outcomes import Skipped
 
@@ -51,6 +52,18 @@ def not_applicable(reason: str) -> NoReturn:
 
 
 @dataclass(frozen=True)
+class Location:
+    """A place in a file, printed as file:line:column (file:line when the column is not known)."""
+
+    path: Path
+    line: int
+    column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" + (f":{self.column}" if self.column is not None else "")
+
+
+@dataclass(frozen=True)
 class Issue:
     """A finding: blocking (CRITICAL, HIGH) or a recommendation (MEDIUM, LOW) that never changes the verdict."""
 
@@ -61,10 +74,7 @@ class Issue:
     tasks: tuple[int, ...] = ()  # the validation tasks they belong to
     requirement: str | None = None  # the ledger id of what it breaks (readiness.schema.ledger)
     rule: str | None = None  # its own rule id (squawk:<rule>, splinter:<rule>), else its requirement's
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> Issue:
-        return cls(**{**data, "tasks": tuple(data.get("tasks", ()))})
+    at: Location | None = None  # the file and line it is at, when it is at one (`location` says it in words)
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def test_api_roles_hold_what_the_policies_use(
     assert error is None, f"the privileges 0024's policies and triggers use could not be read: {error}"
     for gap in privilege_gaps:
         where = first_reference(migration_state.migration, gap.needed_by[0].split()[1])
-        record.block(Issue("CRITICAL", gap.message, str(where or gap.needed_by[0])),
+        record.block(Issue("CRITICAL", gap.message, str(where or gap.needed_by[0]), at=where),
                      cause=migration_state.blocked_reason)
     tables = [f"public.{table}" for table in SYNC_TABLES if catalog.relation_exists(migrated, table)]
     for exposed in privileges.exposures(migrated, tables):

@@ -61,12 +61,14 @@ def test_file_stays_within_its_transaction_and_objects(
     for finding in found:
         if finding.kind == scope.UNSEEN:
             record.recommend(Issue("LOW", f"{finding.message}: not read by the scope check; say what it runs, or "
-                                   "make it a static statement", str(finding.location), rule="readiness:unread-sql"))
+                                   "make it a static statement", str(finding.location), rule="readiness:unread-sql",
+                                   at=finding.location))  # fmt: skip
         elif finding.kind == scope.NOTE:
-            record.recommend(Issue("LOW", finding.message, str(finding.location), rule="readiness:notifies"))
+            record.recommend(Issue("LOW", finding.message, str(finding.location), rule="readiness:notifies",
+                                   at=finding.location))  # fmt: skip
         else:
-            record.block(Issue(finding.severity, finding.message, str(finding.location), rule=RULE_OF[finding.kind]),
-                         cause=migration_state.blocked_reason)
+            record.block(Issue(finding.severity, finding.message, str(finding.location), rule=RULE_OF[finding.kind],
+                               at=finding.location), cause=migration_state.blocked_reason)  # fmt: skip
     blocking = [f"{finding.location}: {finding.message}" for finding in found
                 if finding.kind not in (scope.UNSEEN, scope.NOTE)]  # fmt: skip
     assert blocking == [], "; ".join(blocking)
@@ -200,7 +202,7 @@ def test_file_runs_on_the_target_within_the_lock_budget(
         record.block(Issue("HIGH", (
             f"{slow.statement}: ran longer than the lock budget ({budget_ms} ms) on the target "
             "after the file had named its existing tables, so the deploy would hold the application's writes on them "
-            "at least that long; the run cancelled it there, once"), str(slow.location)),
+            "at least that long; the run cancelled it there, once"), str(slow.location), at=slow.location),
             cause=migration_state.blocked_reason)  # fmt: skip
     assert outcome.slow is None, f"the file's own statement outran the lock budget on the target: {outcome.slow}"
     deployer, verifier = migration_state.deploying_role, migration_state.verifying_role
@@ -350,14 +352,15 @@ def test_squawk_finds_nothing_blocking(
         rule = f"squawk:{finding.rule}"
         if finding.settled is not None:
             severity = "HIGH" if finding.decision == squawk.BLOCKING else "MEDIUM"
-            record.settle(Issue(severity, str(finding), finding.location, requirement="rule.squawk", rule=rule),
-                          finding.settled)
+            record.settle(Issue(severity, str(finding), str(finding.location), requirement="rule.squawk", rule=rule,
+                                at=finding.location), finding.settled)  # fmt: skip
         elif finding.decision == squawk.RECOMMENDATION:
             message = f"squawk {finding.rule}: {finding.message} ({finding.why})"
-            record.recommend(Issue("MEDIUM", message, finding.location, rule=rule))
+            record.recommend(Issue("MEDIUM", message, str(finding.location), rule=rule, at=finding.location))
         elif finding.decision == squawk.BLOCKING:
             blocking.append(str(finding))
-            record.block(Issue("HIGH", str(finding), finding.location, rule=rule), cause=migration_state.blocked_reason)
+            record.block(Issue("HIGH", str(finding), str(finding.location), rule=rule, at=finding.location),
+                         cause=migration_state.blocked_reason)
     not_applicable = [f"{f.location} {f.rule}: {f.why}" for f in findings if f.decision == squawk.NOT_APPLICABLE]
     if not_applicable:
         record.measure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))

@@ -39,7 +39,7 @@ def differences(what: str, expected: Mapping | Set, found: Mapping | Set) -> str
 
 def apply_error_issue(error: ApplyError) -> Issue:
     """The CRITICAL blocking issue of a migration that does not apply, located at its file:line:column."""
-    return Issue("CRITICAL", f"{error.statement} - {error.message}", str(error.location))
+    return Issue("CRITICAL", f"{error.statement} - {error.message}", str(error.location), at=error.location)
 
 
 def missing_prerequisite(conn: psycopg.Connection, prerequisite: Prerequisite, migration: Path) -> Issue | None:
@@ -52,4 +52,4 @@ def missing_prerequisite_issue(prerequisite: Prerequisite, migration: Path) -> I
     where = first_reference(migration, prerequisite.name)
     line = where.path.read_text().splitlines()[where.line - 1].strip() if where else ""
     message = f"{prerequisite.label} DOES NOT EXIST" + (f"; 0024 needs it: {line}" if line else "")
-    return Issue("CRITICAL", message, str(where) if where else str(migration))
+    return Issue("CRITICAL", message, str(where) if where else str(migration), at=where)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from readiness.acting.access import Observation
@@ -84,7 +85,7 @@ class Record:
         self.lock_moments = lock_moments if lock_moments is not None else self.lock_moments
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return typing.cast(dict[str, Any], primitive(self))
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Record:
@@ -111,11 +112,23 @@ class Outcome:
     examples: int = 0  # the examples hypothesis tried in it, told at its teardown
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return typing.cast(dict[str, Any], primitive(self))
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Outcome:
         return typing.cast(Outcome, from_json(cls, data))
+
+
+def primitive(value: Any) -> Any:
+    """`value` as the types execnet and JSON carry: dataclasses as dicts by field name, tuples as lists, paths as
+    strings."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: primitive(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [primitive(item) for item in value]
+    if isinstance(value, dict):
+        return {key: primitive(item) for key, item in value.items()}
+    return str(value) if isinstance(value, Path) else value
 
 
 def from_json(kind: Any, data: Any) -> Any:
@@ -137,4 +150,4 @@ def from_json(kind: Any, data: Any) -> Any:
         return tuple(from_json(argument, item) for argument, item in zip(arguments, data, strict=True))
     if origin is dict:
         return {key: from_json(arguments[1], value) for key, value in data.items()}
-    return data
+    return Path(data) if kind is Path else data

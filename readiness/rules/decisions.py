@@ -19,7 +19,7 @@ from pathlib import Path
 
 from readiness.errors import ReadinessUsageError
 from readiness.schema import ledger
-from readiness.verdicts import Issue
+from readiness.verdicts import Issue, Location
 
 FILE_NAME = "readiness.toml"  # found beside the migration when --decisions is not given
 ACCEPTED, SQUAWK, SATISFIED = "accepted", "squawk", "satisfied"  # a team's decision, squawk's own, a setting's
@@ -49,6 +49,7 @@ class Decision:
     until: str  # an ISO date, "" when it does not expire (squawk's own decisions, a setting)
     source: str  # where it is written: readiness.toml:12, .squawk.toml, 0024.sql:40, pg_db_role_setting
     kind: str = ACCEPTED
+    at: Location | None = None  # where the decisions file writes it, when it does
 
     @property
     def rule(self) -> str:
@@ -174,7 +175,7 @@ def _decision(path: Path, entry: dict[str, object], line: int) -> Decision:
     if not isinstance(until, date):
         raise ReadinessUsageError(f"{where}: until = {entry['until']!r} is not a date: write it as until = 2027-03-31.")
     return Decision(finding, str(entry["reason"]).strip(), str(entry["by"]).strip(), until.isoformat(),
-                    f"{path}:{line}")  # fmt: skip
+                    f"{path}:{line}", at=Location(path, line))  # fmt: skip
 
 
 def _deploy(path: Path, table: object) -> dict[str, str]:
@@ -224,7 +225,7 @@ def judge(blocking: list[Issue], recommendations: list[Issue], decisions: Decisi
             judged.recommendations.append(
                 Issue("LOW", f"the decision accepting {decision.finding} (by {decision.by}) matches no finding of "
                              "this run: remove it from the decisions file", decision.source,
-                      rule="readiness:unmatched-decision")  # fmt: skip
+                      rule="readiness:unmatched-decision", at=decision.at)  # fmt: skip
             )
     return judged
 

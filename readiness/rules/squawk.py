@@ -24,6 +24,7 @@ from pathlib import Path
 
 from readiness.rules.decisions import SATISFIED, SQUAWK, Decision
 from readiness.schema.statements import text_of
+from readiness.verdicts import Location
 
 RULES_FILE = Path(__file__).with_name("squawk_rules.toml")
 BLOCKING, RECOMMENDATION, NOT_APPLICABLE = "blocking", "recommendation", "not applicable"
@@ -52,7 +53,7 @@ class Finding:
     """One squawk finding, with the rule table's decision for it, and what of the team's settled it, if anything."""
 
     rule: str
-    location: str  # file:line:column, 1-based line and column
+    location: Location  # 1-based line and column
     message: str
     decision: str
     why: str
@@ -162,7 +163,7 @@ def lint(
         decision = entry["decision"]
         if decision == WHEN_LOCKING:
             decision = BLOCKING if locks_existing else RECOMMENDATION
-        location = f"{path}:{line}:{int(item['column']) + 1}"
+        location = Location(path, line, int(item["column"]) + 1)
         settled = None
         setting = TIMEOUT_RULES.get(rule)
         if setting and deploy and setting in deploy:

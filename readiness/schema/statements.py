@@ -15,6 +15,7 @@ import pglast
 from pglast import ast, parser
 
 from readiness.errors import ReadinessUsageError
+from readiness.verdicts import Location
 
 TRANSACTION_CONTROL = "TransactionStmt"
 COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
@@ -33,18 +34,6 @@ class Statement:
     @property
     def first_line(self) -> str:
         return self.text.splitlines()[0].strip()
-
-
-@dataclass(frozen=True)
-class Location:
-    """A place in a SQL file, printed as file:line:column."""
-
-    path: Path
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
 
 
 class ApplyError(Exception):

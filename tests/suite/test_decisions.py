@@ -148,7 +148,7 @@ def lint(tmp_path: Path, text: str, deploy: dict[str, tuple[str, str]] | None = 
     path = tmp_path / "sub" / "0024.sql"
     path.parent.mkdir(exist_ok=True)
     path.write_text(text)
-    return {f"{f.rule}@{f.location.rsplit(':', 2)[1]}": f for f in squawk.lint(path, "17.0", "migration", True, deploy)}
+    return {f"{f.rule}@{f.location.line}": f for f in squawk.lint(path, "17.0", "migration", True, deploy)}
 
 
 def test_squawk_ignore_comment_settles_its_finding_only(tmp_path: Path) -> None:

@@ -15,10 +15,9 @@ from pathlib import Path
 from readiness.errors import ReadinessUsageError
 from readiness.report.signoff import SignOff
 from readiness.rules.decisions import Decision
-from readiness.schema.apply import ApplyError, Location, first_reference
-from readiness.verdicts import Issue
+from readiness.schema.apply import ApplyError, first_reference
+from readiness.verdicts import Issue, Location
 
-_LOCATED = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?::(?P<column>\d+))?$")
 _NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")  # names as 0024's objects have them: sync_progress_select
 
 
@@ -32,12 +31,10 @@ def findings(signoff: SignOff) -> list[tuple[Issue, Decision | None]]:
 
 
 def location(issue: Issue, signoff: SignOff) -> tuple[Path, int | None, int | None]:
-    """The file, line and column a finding is at: its own location when that is a file:line[:column], else the
-    file it is about (the rollback's, for task 8 alone; the migration's otherwise)."""
-    found = _LOCATED.match(issue.location)
-    if found and Path(found["path"]).is_file():
-        column = int(found["column"]) if found["column"] else None
-        return Path(found["path"]).resolve(), int(found["line"]), column
+    """The file, line and column a finding is at: where it says it is (`at`), else the file it is about (the
+    rollback's, for task 8 alone; the migration's otherwise)."""
+    if issue.at is not None and issue.at.path.is_file():
+        return issue.at.path.resolve(), issue.at.line, issue.at.column
     if issue.location and Path(issue.location).is_file():
         return Path(issue.location).resolve(), None, None
     about = (signoff.rollback if issue.tasks == (8,) else signoff.migration).resolve()

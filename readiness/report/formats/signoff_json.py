@@ -54,9 +54,11 @@ def render(signoff: SignOff) -> str:
 
 
 def issue_json(issue: Issue) -> dict[str, object]:
-    """An issue as signoff.json gives it: its requirement whole (where it comes from, what it cites)."""
+    """An issue as signoff.json gives it: its requirement whole (where it comes from, what it cites); where it is,
+    as its location says it."""
     requirement = ledger.get(issue.requirement).as_json() if issue.requirement else None
-    return {**issue.__dict__, "requirement": requirement}
+    fields = {key: value for key, value in issue.__dict__.items() if key != "at"}
+    return {**fields, "requirement": requirement}
 
 
 def decided_json(issue: Issue, decision: Decision) -> dict[str, object]:
