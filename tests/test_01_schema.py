@@ -20,6 +20,7 @@ TABLES = sorted(expected.CONTRACT_COLUMNS)
 
 
 @pytest.mark.enforces("report.prerequisites")
+@pytest.mark.task(1, 7)  # the report's task 1 and its readiness table in task 7 both ask for them
 @pytest.mark.parametrize(
     "prerequisite",
     [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
@@ -41,6 +42,8 @@ def test_prerequisite_exists(
 
 
 @pytest.mark.enforces("report.migration-0023")
+@pytest.mark.task(1, 7)
+@pytest.mark.check("Schema prerequisites exist")
 def test_migration_0023_applied(
     readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config, record: Record
 ) -> None:

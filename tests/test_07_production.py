@@ -18,12 +18,11 @@ import pytest
 from readiness.acting.factories import SYNC_TABLES
 from readiness.databases.build import MigrationState
 from readiness.postgres.connection import Timeouts, connect
-from readiness.report.messages import apply_error_issue, missing_prerequisite
+from readiness.report.messages import apply_error_issue
 from readiness.report.record import Record
 from readiness.rules import lint, locks, squawk
-from readiness.schema import catalog, expected, scope
+from readiness.schema import catalog, scope
 from readiness.schema.apply import ApplyError, NotRun, apply_file
-from readiness.schema.prerequisites import evidence_of_0023
 from readiness.verdicts import Issue, blocked, not_applicable
 
 pytestmark = [pytest.mark.readiness, pytest.mark.task(7)]
@@ -85,37 +84,6 @@ def test_server_is_the_expected_major(db: psycopg.Connection, pytestconfig: pyte
     assert version // 10000 == wanted, f"server_version_num {version}: PostgreSQL {version // 10000}, not {wanted}"
 
 
-@pytest.mark.enforces("report.prerequisites")
-@pytest.mark.parametrize(
-    "prerequisite",
-    [pytest.param(p, marks=pytest.mark.check(p.check), id=p.label) for p in expected.PREREQUISITES],
-)
-def test_prerequisite_in_place(
-    readonly_db: psycopg.Connection,
-    prerequisite: expected.Prerequisite,
-    migration_state: MigrationState,
-    record,
-) -> None:
-    """A prerequisite the report's readiness table checks (organization, schema auth, auth.users_extended) exists."""
-    issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
-    if issue:
-        record.block(issue, cause=migration_state.blocked_reason)
-    assert issue is None, (
-        f"{prerequisite.label} MISSING: 0024 cannot run. Create it (report, Recommendations, Steps 1-2)."
-    )
-
-
-@pytest.mark.enforces("report.migration-0023")
-@pytest.mark.check("Schema prerequisites exist")
-def test_migration_0023_in_place(
-    readonly_db: psycopg.Connection, migration_state: MigrationState, pytestconfig: pytest.Config
-) -> None:
-    """Migration 0023, the report's Step 3 prerequisite, is applied (its sync infrastructure tables, or a migration
-    history recording it)."""
-    found = evidence_of_0023(readonly_db, migration_state.migration, pytestconfig.getoption("migration_0023"))
-    assert found, "migration 0023 MISSING: no sync infrastructure table in public; apply 0023 before 0024 (Step 3)."
-
-
 @pytest.mark.enforces("report.no-active-locks")
 @pytest.mark.check("No active locks")
 def test_no_session_in_the_way(
@@ -165,14 +133,6 @@ def test_migration_executes_on_a_fresh_database(
         record.block(apply_error_issue(error), cause=migration_state.blocked_reason)
     assert failure is None, f"0024 does not execute on a database at its prerequisites: {failure}"
     record.measure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
-
-
-@pytest.mark.enforces("report.rls-enabled")
-@pytest.mark.check("RLS can be enabled")
-@pytest.mark.parametrize("table", SYNC_TABLES)
-def test_rls_on_after_migration(migrated: psycopg.Connection, table: str) -> None:
-    """Row-level security is enabled on each sync table once 0024 is applied."""
-    assert catalog.rls_enabled(migrated, table), f"RLS is not enabled on {table} after 0024: enable it in 0024"
 
 
 @pytest.mark.enforces("report.executes")

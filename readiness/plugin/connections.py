@@ -11,7 +11,7 @@ import pytest
 
 from readiness.databases import volume, volume_cluster
 from readiness.databases.build import MigrationState, create_with_prerequisites
-from readiness.databases.volume_cluster import VolumeUnavailable
+from readiness.databases.volume_cluster import VolumeRefused, VolumeUnavailable
 from readiness.errors import EXIT_USAGE_ERROR
 from readiness.plugin.clusters import (
     database_name,
@@ -133,6 +133,8 @@ def volume_connection(
         say(pytestconfig, "waiting for the volume for task 3 to be ready ...")
     try:
         conninfo = handle.wait()
+    except VolumeRefused as error:  # the gate could not make rows the migration accepts: blocked, in its words
+        blocked(str(error))
     except VolumeUnavailable as error:
         pytest.fail(f"the volume for task 3 could not be made ready: {error}")
     try:

@@ -24,10 +24,12 @@ READINESS_ROWS = (
 )  # fmt: skip
 
 
-def task(number: int) -> None:
-    """The report's validation task the check belongs to (its module declares it)."""
-    if number not in TASK_NAMES:
-        raise ValueError(f"task {number!r}: the report's validation tasks are 1 to {len(TASK_NAMES)}")
+def task(number: int, *shown_in: int) -> None:
+    """The report's validation task the check belongs to (its module declares it), and the other tasks whose rows
+    it is shown in too (a check the report asks for in two tasks is written once)."""
+    for each in (number, *shown_in):
+        if each not in TASK_NAMES:
+            raise ValueError(f"task {each!r}: the report's validation tasks are 1 to {len(TASK_NAMES)}")
 
 
 def enforces(requirement: str) -> None:

@@ -100,16 +100,18 @@ def displayed_as_skipped(item: pytest.Item, report: pytest.TestReport, text: str
     report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {text}")
 
 
-def task_of(item: pytest.Item) -> int | None:
-    """The validation task the check belongs to (its module's `task` marker); None for a test of the suite."""
+def task_of(item: pytest.Item) -> tuple[int, ...]:
+    """The validation task the check belongs to (its closest `task` marker, its module's unless the check names its
+    own), then the other tasks it is shown in; () for a test of the suite itself."""
     marker = item.get_closest_marker("task")
-    return marker.args[0] if marker is not None else None
+    return tuple(marker.args) if marker is not None else ()
 
 
 def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> Outcome:
     """The check's outcome for this phase, with what it recorded (a test of the suite itself: its row text)."""
-    task = task_of(item)
-    outcome = Outcome(item.nodeid, report.outcome, description=description(item), task=task, phase=report.when)
+    task, *shown_in = task_of(item) or (None,)
+    outcome = Outcome(item.nodeid, report.outcome, description=description(item), task=task, phase=report.when,
+                      shown_in=tuple(shown_in))  # fmt: skip
     if task is None:
         return outcome
     record = outcome.record = record_of(item)

@@ -1,1 +1,2 @@
-"""What we say: the sign-off, its HTML and Markdown, the issue builders."""
+"""What we say: what a check records (its Record and Outcome), the sign-off signed once from them, and each of its
+formats."""

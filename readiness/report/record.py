@@ -10,6 +10,7 @@ and the sign-off takes every Record whole.
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -107,6 +108,7 @@ class Outcome:
     requirement: str | None = None  # the ledger id it enforces
     one_cause: bool = True  # its cases (parameters) failing are one cause; False for checks of distinct rules
     task: int | None = None  # the validation task (its module's `task` marker); None for a test of the suite itself
+    shown_in: tuple[int, ...] = ()  # other tasks whose rows it counts in (the report asks for it in each)
     phase: str = "call"  # setup, call or teardown
     record: Record = field(default_factory=Record)  # what it recorded, findings and figures
     examples: int = 0  # the examples hypothesis tried in it, told at its teardown
@@ -131,6 +133,12 @@ def primitive(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+@functools.cache
+def type_hints(kind: type) -> dict[str, Any]:
+    """A dataclass's fields' types, resolved once (every phase of every check crosses as JSON)."""
+    return typing.get_type_hints(kind)
+
+
 def from_json(kind: Any, data: Any) -> Any:
     """`data` (as asdict or JSON left it) back as a value of `kind`: dataclasses by field name, their lists,
     tuples and dicts by their type hints."""
@@ -138,7 +146,7 @@ def from_json(kind: Any, data: Any) -> Any:
     if data is None:
         return None
     if is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
+        hints = type_hints(kind)
         return kind(**{f.name: from_json(hints[f.name], data[f.name]) for f in fields(kind) if f.name in data})
     if origin in (typing.Union, types.UnionType):
         return from_json(next(a for a in arguments if a is not type(None)), data)

@@ -105,7 +105,7 @@ class SignOff:
     accepted: tuple[tuple[Issue, Decision], ...]  # by the decisions file, squawk's own, or a setting of the deploy
     expired: tuple[tuple[Issue, Decision], ...]  # findings whose decision is past its until: blocking again
     accepted_checks: frozenset[str]  # failed or blocked checks whose every finding is accepted
-    checks: dict[str, str]  # the report's production readiness rows
+    readiness_checks: dict[str, str]  # the report's production readiness rows (signoff.json's readiness_checks)
     gating_criteria: tuple[tuple[str, bool], ...]
     access_matrix: dict[str, dict[tuple[str, str], Cell]]  # table or partition -> (command, actor) -> what was seen
     design_differences: tuple[DesignDifference, ...]
@@ -144,7 +144,7 @@ def sign(tally: Tally, root: Path) -> SignOff:
         verdict=verdict, purpose=purpose(tally, verdict, len(blocking)), tasks=tuple(tasks),
         blocking_issues=tuple(blocking), recommendations=tuple(judged.recommendations),
         accepted=(*tally.settled.items(), *judged.accepted), expired=tuple(judged.expired),
-        accepted_checks=frozenset(accepted_checks), checks=rows,
+        accepted_checks=frozenset(accepted_checks), readiness_checks=rows,
         gating_criteria=gating_criteria(tasks, rows, verdict),
         access_matrix=access.matrix(list(tally.observations), tuple(SYNC_TABLES)),
         design_differences=tuple(tally.design_differences.values()),
@@ -159,15 +159,15 @@ def task_results(outcomes: object, accepted: set[str]) -> list[TaskResult]:
     results = {number: TaskResult(number, name) for number, name in TASK_NAMES.items()}
     worst: dict[int, tuple[int, str]] = {}
     for test in outcomes:  # type: ignore[attr-defined]
-        number = test.task
-        if number is None or test.status == SKIPPED:
+        if test.task is None or test.status == SKIPPED:
             continue
-        task = results[number]
-        counter = "accepted" if test.nodeid in accepted else _COUNTERS[test.status]
-        setattr(task, counter, getattr(task, counter) + 1)
-        rank = _SEVERITY.get(test.status) if counter != "accepted" else None
-        if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
-            worst[number] = (rank, test.message)
+        for number in (test.task, *test.shown_in):  # a check the report asks for in two tasks counts in both
+            task = results[number]
+            counter = "accepted" if test.nodeid in accepted else _COUNTERS[test.status]
+            setattr(task, counter, getattr(task, counter) + 1)
+            rank = _SEVERITY.get(test.status) if counter != "accepted" else None
+            if rank is not None and test.message and (number not in worst or rank < worst[number][0]):
+                worst[number] = (rank, test.message)
     for number, task in results.items():
         task.comments = worst[number][1] if number in worst and task.status != "PASS" else _summary(task)
     return list(results.values())

@@ -101,7 +101,7 @@ class Tally:
                 message=(first.cause or first.message) if issue in made_here else issue.message,
                 location=first.nodeid if issue in made_here else issue.location,
                 checks=len(tests),
-                tasks=tuple(sorted({t.task or 0 for t in tests})),
+                tasks=tuple(sorted({number for t in tests for number in (t.task or 0, *t.shown_in)})),
                 # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
                 severity=min(
                     (issue.severity, *(t.severity for t in failed if not t.issues)),

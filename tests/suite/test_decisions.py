@@ -70,8 +70,8 @@ def test_accepted_finding_stops_blocking_and_is_listed(tmp_path: Path) -> None:
                                     "by": "dba@example.com", "until": "2027-03-31", "source": f"{path}:1",
                                     "kind": "accepted"}  # fmt: skip
     assert data["tasks"][6]["accepted"] == 1 and "1 accepted" in data["tasks"][6]["comments"]  # type: ignore[index]
-    assert signoff(None, SQUAWK_ISSUE).checks == {"Application deployment safe": "FAIL"}
-    assert decided.checks == {"Application deployment safe": "ACCEPTED"}, decided.checks
+    assert signoff(None, SQUAWK_ISSUE).readiness_checks == {"Application deployment safe": "FAIL"}
+    assert decided.readiness_checks == {"Application deployment safe": "ACCEPTED"}, decided.readiness_checks
 
 
 def test_expired_decision_blocks_again_naming_it(tmp_path: Path) -> None:

@@ -65,6 +65,21 @@ def test_worst_phase_of_a_test_counts() -> None:
     assert (signoff.tasks[0].status, signoff.tasks[0].comments) == ("FAIL", "teardown failed")
 
 
+def test_a_check_asked_for_in_two_tasks_counts_in_both() -> None:
+    """A check written once for two tasks (a prerequisite: task 1 and task 7's readiness table) counts in each, and
+    its failure is one issue naming both tasks."""
+    tally = Tally(Path("m.sql"), Path("r.sql"))
+    for number in range(1, 9):
+        tally.record(CheckOutcome(f"{MODULES[number]}[ok]", PASSED, task=number))
+    tally.record(CheckOutcome(f"{MODULES[1]}[organization]", FAILED, "organization DOES NOT EXIST", task=1,
+                              shown_in=(7,)))  # fmt: skip
+    signoff = sign(tally, Path.cwd())
+    assert [(t.number, t.status, t.failed) for t in signoff.tasks if t.failed] == [(1, "FAIL", 1), (7, "FAIL", 1)]
+    assert signoff.tasks[6].comments == "organization DOES NOT EXIST"
+    (issue,) = signoff.blocking_issues
+    assert (issue.checks, issue.tasks) == (1, (1, 7))
+
+
 def test_counts_and_comment_of_a_task() -> None:
     """A task's counts add up its tests, and its comment is its first failure's message."""
     task = signoff_with({1: [PASSED, PASSED, BLOCKED, FAILED]}).tasks[0]

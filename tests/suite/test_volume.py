@@ -8,6 +8,7 @@ and that what is dated relative to the load keeps its proportions while the volu
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -15,12 +16,14 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from readiness import PROJECT_ROOT
 from readiness.databases import volume
 from readiness.databases.build import create_with_prerequisites
 from readiness.databases.volume_cluster import VolumeHandle
 from readiness.postgres.connection import Timeouts, connect
 from readiness.schema.apply import apply_file
 from readiness.schema.files import DEFAULT_MIGRATION
+from tests.suite.helpers import mutate
 
 pytestmark = pytest.mark.suite
 
@@ -86,3 +89,16 @@ def test_a_volume_server_that_stopped_answering_is_described(tmp_path) -> None:
     assert handle.server_now().startswith(f"postmaster {os.getpid()} alive; ")
     gone = VolumeHandle("127.0.0.1", 1, "postgres", str(tmp_path / "gone" / "volume-status"))
     assert gone.server_now() == f"postmaster gone, no postmaster.pid; {tmp_path / 'gone'} is gone; its log ends: no log"
+
+
+def test_a_rule_the_volume_breaks_blocks_task_3_in_words(readiness_run) -> None:  # type: ignore[no-untyped-def]
+    """A migration whose own CHECK refuses rows the volume makes (no supplier log rows here) is not failed with the
+    driver's words: task 3's checks at volume are BLOCKED, naming the constraint as a limit of the gate."""
+    text = mutate("\nCOMMIT;", "\nALTER TABLE sync_activity_log ADD CONSTRAINT no_supplier_rows "
+                               "CHECK (entity_type <> 'supplier');\nCOMMIT;")  # fmt: skip
+    run = readiness_run(text, str(PROJECT_ROOT / "tests" / "test_03_indexes.py"))
+    task = run.signoff["tasks"][2]
+    assert task["status"] == "BLOCKED", task
+    assert "constraint no_supplier_rows of sync_activity_log" in task["comments"], task["comments"]
+    assert "limit of the gate's generator, not a fault of 0024" in task["comments"], task["comments"]
+    assert "CheckViolation" not in json.dumps(run.signoff), "the driver's words reached the sign-off"

@@ -144,7 +144,8 @@ def render(signoff: SignOff) -> str:
         if signoff.design_differences
         else "<p>None.</p>",
         "<h3>Production Readiness Checks</h3>",
-        table(["Check", "Status"], [[escape(name), badge(status)] for name, status in signoff.checks.items()]),
+        table(["Check", "Status"],
+              [[escape(name), badge(status)] for name, status in signoff.readiness_checks.items()]),
         "<h3>Gating Criteria</h3>",
         "<ul>"
         + "".join(f"<li>[{'x' if met else ' '}] {escape(name)}</li>" for name, met in signoff.gating_criteria)
@@ -164,7 +165,8 @@ def render(signoff: SignOff) -> str:
 
 def recommendations(signoff: SignOff) -> str:
     """When a prerequisite is missing: the report's recommended SQL and execution order."""
-    missing = [name for name, status in signoff.checks.items() if name in PREREQUISITE_CHECKS and status == "FAIL"]
+    rows = signoff.readiness_checks
+    missing = [name for name, status in rows.items() if name in PREREQUISITE_CHECKS and status == "FAIL"]
     if not missing:
         return ""
     sql = "\n\n".join(path.read_text() for path in PREREQUISITE_SQL)

@@ -100,10 +100,10 @@ def render(signoff: SignOff) -> str:
               for d in signoff.design_differences] or ["None."]  # fmt: skip
     lines += ["", "### Production Readiness Checks", "", "| Check | Status |", "|-------|--------|"]
     lines += [
-        f"| {name} | {CHECK_MARKS.get(status, '❌ ' + status)} |" for name, status in signoff.checks.items()
+        f"| {name} | {CHECK_MARKS.get(status, '❌ ' + status)} |" for name, status in signoff.readiness_checks.items()
     ]
     lines += ["", f"**Production Readiness:** {signoff.verdict}", ""]
-    if any(signoff.checks.get(name) == "FAIL" for name in PREREQUISITE_CHECKS):
+    if any(signoff.readiness_checks.get(name) == "FAIL" for name in PREREQUISITE_CHECKS):
         lines += ["## Recommendations", "", "### CRITICAL: DO NOT DEPLOY MIGRATION 0024 YET", "", "```sql"]
         lines += ["\n".join(path.read_text().rstrip() for path in PREREQUISITE_SQL), "```", ""]
         lines += ["### Required Execution Order", ""] + [f"{i}. {step}" for i, step in enumerate(EXECUTION_ORDER, 1)]

@@ -35,7 +35,7 @@ def as_json(signoff: SignOff) -> dict[str, object]:
         "decisions_file": str(signoff.decisions_file) if signoff.decisions_file else None,
         "access_matrix": access.matrix_json(signoff.access_matrix),
         "design_differences": [difference.__dict__ for difference in signoff.design_differences],
-        "readiness_checks": signoff.checks,
+        "readiness_checks": signoff.readiness_checks,
         "gating_criteria": dict(signoff.gating_criteria),
         "environment": signoff.environment,
         "measurements": signoff.figures,
