@@ -114,11 +114,13 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
                       shown_in=tuple(shown_in))  # fmt: skip
     if task is None:
         return outcome
-    record = outcome.record = record_of(item)
-    # what the check observed, and recommended, is its own: its node id, its requirement
-    record.observations[:] = [replace(seen, check=seen.check or item.nodeid) for seen in record.observations]
-    record.recommendations[:] = [replace(issue, requirement=issue.requirement or requirement_of(item))
-                                 for issue in record.recommendations]  # fmt: skip
+    record = record_of(item)
+    if report.when == "teardown":  # the record travels once, whole, with the check's last phase
+        outcome.record = record
+        # what the check observed, and recommended, is its own: its node id, its requirement
+        record.observations[:] = [replace(seen, check=seen.check or item.nodeid) for seen in record.observations]
+        record.recommendations[:] = [replace(issue, requirement=issue.requirement or requirement_of(item))
+                                     for issue in record.recommendations]  # fmt: skip
     check, severity = item.get_closest_marker("check"), item.get_closest_marker("severity")
     outcome.status, outcome.check = PASSED, check.args[0] if check else None
     outcome.severity, outcome.requirement = severity.args[0] if severity else "HIGH", requirement_of(item)
