@@ -8,6 +8,7 @@ from our design counts as passed: design never blocks.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class SignOff:
 
     migration: Path
     rollback: Path
+    migration_sha256: str | None  # None when the file is not there
+    rollback_sha256: str | None
+    server_version: str  # the database under test's (a target's own, else the ephemeral server's)
     rollback_sql: str  # the rollback procedure, as the reports print it
     root: Path  # where the run was started: code scanning's paths are relative to it
     verdict: str  # APPROVED, NOT APPROVED
@@ -139,7 +143,8 @@ def sign(tally: Tally, root: Path) -> SignOff:
     rows = readiness_rows(tally.outcomes.values(), accepted_checks)
     rollback = tally.rollback
     return SignOff(
-        migration=tally.migration, rollback=rollback, root=root,
+        migration=tally.migration, rollback=rollback, root=root, migration_sha256=sha256(tally.migration),
+        rollback_sha256=sha256(rollback), server_version=tally.environment.get("server_version", "unknown"),
         rollback_sql=rollback.read_text(encoding="utf-8") if rollback.is_file() else "",
         verdict=verdict, purpose=purpose(tally, verdict, len(blocking)), tasks=tuple(tasks),
         blocking_issues=tuple(blocking), recommendations=tuple(judged.recommendations),
@@ -154,11 +159,11 @@ def sign(tally: Tally, root: Path) -> SignOff:
     )  # fmt: skip
 
 
-def task_results(outcomes: object, accepted: set[str]) -> list[TaskResult]:
+def task_results(outcomes: Iterable[Outcome], accepted: set[str]) -> list[TaskResult]:
     """Each task's counts, and its comment: its worst check's message (a failure before a block before an N/A)."""
     results = {number: TaskResult(number, name) for number, name in TASK_NAMES.items()}
     worst: dict[int, tuple[int, str]] = {}
-    for test in outcomes:  # type: ignore[attr-defined]
+    for test in outcomes:
         if test.task is None or test.status == SKIPPED:
             continue
         for number in (test.task, *test.shown_in):  # a check the report asks for in two tasks counts in both
@@ -173,11 +178,11 @@ def task_results(outcomes: object, accepted: set[str]) -> list[TaskResult]:
     return list(results.values())
 
 
-def readiness_rows(outcomes: object, accepted: set[str]) -> dict[str, str]:
+def readiness_rows(outcomes: Iterable[Outcome], accepted: set[str]) -> dict[str, str]:
     """The report's production readiness rows: PASS only if every test deciding it passed."""
     rows: dict[str, str] = {}
     rank = ["FAIL", "BLOCKED", "NOT RUN", "ACCEPTED", "PASS"]
-    for test in outcomes:  # type: ignore[attr-defined]
+    for test in outcomes:
         if test.check is None or test.status == NOT_APPLICABLE:  # a check that does not apply decides nothing
             continue
         status = {PASSED: "PASS", DIFFERS: "PASS", FAILED: "FAIL", BLOCKED: "BLOCKED"}.get(test.status, "NOT RUN")

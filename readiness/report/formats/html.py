@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from html import escape
 
 from readiness.acting import access
-from readiness.report.formats.signoff_json import as_json
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 from readiness.report.words import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_words
 from readiness.verdicts import Issue
@@ -180,12 +179,10 @@ def recommendations(signoff: SignOff) -> str:
 
 def environment(signoff: SignOff) -> list[tuple[str, str]]:
     """Server, migration and rollback with their hashes, then what the fixtures recorded."""
-    data = as_json(signoff)
-    migration, rollback = data["migration"], data["rollback"]
     return [
-        ("Server version", str(data["server_version"])),
-        ("Migration", f"{migration['path']}  sha256 {migration['sha256']}"),  # type: ignore[index]
-        ("Rollback", f"{rollback['path']}  sha256 {rollback['sha256']}"),  # type: ignore[index]
+        ("Server version", signoff.server_version),
+        ("Migration", f"{signoff.migration}  sha256 {signoff.migration_sha256}"),
+        ("Rollback", f"{signoff.rollback}  sha256 {signoff.rollback_sha256}"),
         *((key, value) for key, value in signoff.environment.items() if key != "server_version"),
         ("Hypothesis examples tried", f"{sum(signoff.examples.values())} in {len(signoff.examples)} property tests"),
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from readiness.acting import access
-from readiness.report.formats.signoff_json import as_json
 from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 from readiness.report.words import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_words
 
@@ -56,7 +55,6 @@ def render(signoff: SignOff) -> str:
     """The whole document, generated from the run."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     approved = signoff.verdict == "APPROVED"
-    data = as_json(signoff)
     lines = [
         "# Migration 0024 Production Readiness Verification Report",
         "",
@@ -119,15 +117,14 @@ def render(signoff: SignOff) -> str:
     lines += ["## Sign-Off", "", f"**Production Deployment Authorization:** {signoff.verdict}", "",
               "**Gating Criteria Status:**"]  # fmt: skip
     lines += [f"- [{'x' if met else ' '}] {name}" for name, met in signoff.gating_criteria]
-    migration = data["migration"]
     lines += [
         "",
         "---",
         "",
         f"**Verification Report Generated:** {now}",
         "**Verification Tool:** readiness-0024 (pytest -m readiness)",
-        f"**Database:** PostgreSQL {data['server_version']} ({signoff.environment.get('target', 'unknown')})",
-        f"**Migration:** {migration['path']} (sha256 {migration['sha256']})",  # type: ignore[index]
+        f"**Database:** PostgreSQL {signoff.server_version} ({signoff.environment.get('target', 'unknown')})",
+        f"**Migration:** {signoff.migration} (sha256 {signoff.migration_sha256})",
         f"**Status:** {signoff.verdict}",
         "",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from readiness.acting import access
-from readiness.report.signoff import SignOff, sha256
+from readiness.report.signoff import SignOff
 from readiness.rules.decisions import Decision
 from readiness.schema import ledger
 from readiness.verdicts import Issue
@@ -19,9 +19,9 @@ def as_json(signoff: SignOff) -> dict[str, object]:
         "verdict": signoff.verdict,
         "target_state": signoff.target_state,
         "lock_moments": signoff.lock_moments,
-        "server_version": signoff.environment.get("server_version", "unknown"),
-        "migration": {"path": str(signoff.migration), "sha256": sha256(signoff.migration)},
-        "rollback": {"path": str(signoff.rollback), "sha256": sha256(signoff.rollback)},
+        "server_version": signoff.server_version,
+        "migration": {"path": str(signoff.migration), "sha256": signoff.migration_sha256},
+        "rollback": {"path": str(signoff.rollback), "sha256": signoff.rollback_sha256},
         "tasks": [
             {"number": task.number, "name": task.name, "status": task.status, "passed": task.passed,
              "failed": task.failed, "blocked": task.blocked, "differs": task.differs, "accepted": task.accepted,
