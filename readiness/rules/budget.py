@@ -26,8 +26,8 @@ import psycopg
 from pglast import ast
 
 from readiness.postgres import interrupt
-from readiness.rules import reach
 from readiness.rules.locks import LOCK_MODES
+from readiness.schema import statements
 from readiness.schema.apply import ApplyError, Statement, apply_file
 
 LOCK_NOT_AVAILABLE, QUERY_CANCELED = "55P03", "57014"
@@ -178,7 +178,7 @@ def names_existing(statement: Statement, names: set[str]) -> bool:
         trees = [raw.stmt for raw in pglast.parse_sql(statement.text)]
     except pglast.parser.ParseError:
         return True
-    for node in reach._nodes(trees):
+    for node in statements.nodes(trees):
         if isinstance(node, ast.RangeVar):
             named = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
             if named in names or (not node.schemaname and f"public.{node.relname}" in names):

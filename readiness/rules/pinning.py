@@ -28,6 +28,7 @@ from psycopg import sql
 
 from readiness.rules import reach
 from readiness.rules.bind import Binder, relation_of, row_column, shown
+from readiness.schema import statements
 
 MAPPING = "auth.users_extended"
 ORG, USER_KEY = "org_id", "id"
@@ -185,7 +186,7 @@ class Reader:
         """EXISTS (SELECT FROM auth.users_extended u WHERE u.id = <caller> AND u.org_id = <row>.org_id ...)."""
         if not isinstance(select, ast.SelectStmt) or select.op != 0:
             return None
-        tokens = {found[1] for node in reach._nodes(select.whereClause) if (found := relation_of(node))
+        tokens = {found[1] for node in statements.nodes(select.whereClause) if (found := relation_of(node))
                   and found[0] == MAPPING}  # fmt: skip
         if not tokens:
             return None
@@ -236,7 +237,7 @@ class Reader:
 
     def _constant_false(self, condition: Condition) -> bool:
         """A condition of constants alone (1 = 0) that PostgreSQL evaluates to false or NULL."""
-        if any(isinstance(n, (ast.ColumnRef, ast.FuncCall, ast.SubLink, ast.ParamRef)) for n in reach._nodes(
+        if any(isinstance(n, (ast.ColumnRef, ast.FuncCall, ast.SubLink, ast.ParamRef)) for n in statements.nodes(
                 condition.node)):  # fmt: skip
             return False
         query = sql.SQL("SELECT ({})::boolean").format(sql.SQL(condition.text))  # constants and operators only
@@ -250,7 +251,7 @@ class Reader:
     def _mentions(self, node: ast.Node) -> tuple[bool, bool, bool]:
         """Whether a condition reads the row's org_id, the caller and auth.users_extended (through functions too)."""
         row_org = caller = mapping = False
-        for current in reach._nodes(node):
+        for current in statements.nodes(node):
             row_org |= row_column(current) == ORG
             found = relation_of(current)
             mapping |= bool(found) and found[0] == MAPPING  # type: ignore[index]
