@@ -2,9 +2,10 @@
 
 Three runs of the checkout's suite: our 0024 on the ephemeral cluster, a broken copy of it (a policy widened to
 some rows of every organisation, an index dropped), and our 0024 against a target that does not have it
-yet. Each run's signoff.json is kept, with what differs from run to run on the same code masked: timings, ports,
-temporary paths, the checkout's own path, uuids, the measurements' values (a plan's index varies with ANALYZE's
-sample) and hypothesis' example counts (its seed is fixed). The volume comes from the cache when an earlier run
+yet. Each run's signoff.json is kept, its SARIF with it under "<sarif>" (the line code scanning puts each finding
+on), with what differs from run to run on the same code masked: timings, ports, temporary paths, the checkout's own
+path, uuids, the measurements' values (a plan's index varies with ANALYZE's sample) and hypothesis' example counts
+(its seed is fixed). The volume comes from the cache when an earlier run
 made it: record twice, compare the second records. A second call compares two folders and names each field that
 differs.
 
@@ -56,12 +57,14 @@ def broken_copy(folder: Path) -> Path:
 
 
 def run(report_dir: Path, *options: str) -> dict:  # type: ignore[type-arg]
-    """One readiness run of the checkout: its signoff.json, masked."""
+    """One readiness run of the checkout: its signoff.json and its SARIF (where code scanning puts each finding),
+    masked."""
     process_group.run([sys.executable, "-m", "pytest", "-m", "readiness", "-q", "-p", "no:cacheprovider",
                        "--volume=100000", "--hypothesis-seed=24", f"--report-dir={report_dir}", *options],
                       cwd=PROJECT_ROOT, timeout=3600)  # fmt: skip
     signoff = json.loads((report_dir / "signoff.json").read_text())
     signoff["measurements"] = dict.fromkeys(signoff["measurements"], "<figure>")
+    signoff["<sarif>"] = json.loads((report_dir / "readiness.sarif").read_text())
     return masked(json.loads(json.dumps(signoff).replace(str(PROJECT_ROOT), "<checkout>")))
 
 

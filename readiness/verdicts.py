@@ -75,6 +75,17 @@ class Issue:
     requirement: str | None = None  # the ledger id of what it breaks (readiness.schema.ledger)
     rule: str | None = None  # its own rule id (squawk:<rule>, splinter:<rule>), else its requirement's
     at: Location | None = None  # the file and line it is at, when it is at one (`location` says it in words)
+    about: tuple[str, ...] = ()  # the objects it is about (tables, policies, indexes, functions, table.column) as
+    # the database names them, set where it is found: a decision's @object and code scanning's line read these
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A root cause other checks' failures follow from (a missing table, a table's RLS): in words, and the objects
+    it is about."""
+
+    text: str
+    about: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def test_prerequisite_exists(
     """A prerequisite of 0024 named by the report (organization, schema auth, auth.users_extended) exists."""
     issue = missing_prerequisite(readonly_db, prerequisite, migration_state.migration)
     if issue:
-        record.block(issue, cause=migration_state.blocked_reason)
+        record.block(issue, cause=migration_state.cause)
     assert issue is None, (
         f"{prerequisite.label} DOES NOT EXIST; 0024 references it. "
         "Create it as the report's Recommendations (Steps 1-2) give it: sql/prerequisites/."
@@ -73,13 +73,13 @@ def test_migration_0024_applies_cleanly(migration_state: MigrationState, record)
     """Every statement of the 0024 under test runs without error, after the prerequisites and 0023; a target
     holds all of it or none of it (a deploy stopped half-way is the one CRITICAL cause)."""
     if migration_state.partial:
-        record.block(Issue("CRITICAL", migration_state.partial, "the target"), cause=migration_state.blocked_reason)
+        record.block(Issue("CRITICAL", migration_state.partial, "the target"), cause=migration_state.cause)
     assert not migration_state.partial, migration_state.partial
     error = migration_state.error
     if isinstance(error, NotRun):  # what it does no rollback undoes: task 7 names each statement
         blocked(migration_state.blocked_reason or str(error))
     if error is not None:
-        record.block(apply_error_issue(error), cause=migration_state.blocked_reason)
+        record.block(apply_error_issue(error), cause=migration_state.cause)
     assert error is None, f"0024 fails at {error}. Nothing of it was committed." if error else ""
 
 

@@ -224,7 +224,8 @@ def test_isolation_proven_by_structure(migrated: psycopg.Connection, name: str, 
     table, command = expected.POLICIES[name]
     proof = rls.prove(migrated, table)[command]
     for undecided in proof.undecided:
-        record.recommend(Issue("LOW", undecided.message(), f"policy {undecided.policy} on {table}"))
+        record.recommend(Issue("LOW", undecided.message(), f"policy {undecided.policy} on {table}",
+                               about=(undecided.policy, table)))  # fmt: skip
     assert proof.leaks == [], "; ".join(leak.message() for leak in proof.leaks)
 
 
@@ -240,11 +241,11 @@ def test_api_roles_hold_what_the_policies_use(
     assert error is None, f"the privileges 0024's policies and triggers use could not be read: {error}"
     for gap in privilege_gaps:
         where = first_reference(migration_state.migration, gap.needed_by[0].split()[1])
-        record.block(Issue("CRITICAL", gap.message, str(where or gap.needed_by[0]), at=where),
-                     cause=migration_state.blocked_reason)
+        record.block(Issue("CRITICAL", gap.message, str(where or gap.needed_by[0]), at=where, about=gap.objects),
+                     cause=migration_state.cause)
     tables = [f"public.{table}" for table in SYNC_TABLES if catalog.relation_exists(migrated, table)]
     for exposed in privileges.exposures(migrated, tables):
-        record.recommend(Issue("MEDIUM", exposed.message, exposed.table))
+        record.recommend(Issue("MEDIUM", exposed.message, exposed.table, about=(exposed.table,)))
     assert privilege_gaps == [], "; ".join(gap.message for gap in privilege_gaps)
 
 

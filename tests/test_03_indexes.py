@@ -383,4 +383,5 @@ def test_plans_on_the_deployed_target(
             record.recommend(Issue(
                 "MEDIUM", f"on the target, {query.purpose} is planned without {query.index} ({', '.join(used)}) on "
                 f"{rows[table]:,} rows of {table}: ANALYZE it, then look again", "the target",
+                about=(query.index, table),
             ))  # fmt: skip

@@ -67,7 +67,7 @@ def test_file_stays_within_its_transaction_and_objects(
                                    at=finding.location))  # fmt: skip
         else:
             record.block(Issue(finding.severity, finding.message, str(finding.location), rule=RULE_OF[finding.kind],
-                               at=finding.location), cause=migration_state.blocked_reason)  # fmt: skip
+                               at=finding.location), cause=migration_state.cause)  # fmt: skip
     blocking = [f"{finding.location}: {finding.message}" for finding in found
                 if finding.kind not in (scope.UNSEEN, scope.NOTE)]  # fmt: skip
     assert blocking == [], "; ".join(blocking)
@@ -130,7 +130,7 @@ def test_migration_executes_on_a_fresh_database(
         blocked(f"migration 0024 was run nowhere, since what it does no rollback undoes: {error}")
     except ApplyError as error:
         failure = error
-        record.block(apply_error_issue(error), cause=migration_state.blocked_reason)
+        record.block(apply_error_issue(error), cause=migration_state.cause)
     assert failure is None, f"0024 does not execute on a database at its prerequisites: {failure}"
     record.measure("0024 dry run (apply, rolled back)", f"{(time.perf_counter() - started) * 1000:.0f} ms")
 
@@ -163,7 +163,7 @@ def test_file_runs_on_the_target_within_the_lock_budget(
             f"{slow.statement}: ran longer than the lock budget ({budget_ms} ms) on the target "
             "after the file had named its existing tables, so the deploy would hold the application's writes on them "
             "at least that long; the run cancelled it there, once"), str(slow.location), at=slow.location),
-            cause=migration_state.blocked_reason)  # fmt: skip
+            cause=migration_state.cause)  # fmt: skip
     assert outcome.slow is None, f"the file's own statement outran the lock budget on the target: {outcome.slow}"
     deployer, verifier = migration_state.deploying_role, migration_state.verifying_role
     if outcome.error is not None and outcome.error.sqlstate == INSUFFICIENT_PRIVILEGE and deployer != verifier:
@@ -177,17 +177,12 @@ def test_file_runs_on_the_target_within_the_lock_budget(
         ))
         not_applicable(f"could not be run on the target as {verifier}: {outcome.error.message}")
     if outcome.error is not None:
-        record.block(apply_error_issue(outcome.error), cause=migration_state.blocked_reason)
+        record.block(apply_error_issue(outcome.error), cause=migration_state.cause)
     assert outcome.error is None, f"the file runs in the target's shadow but fails on the target: {outcome.error}"
     record.measure(f"on the target: {outcome.moment.what}", str(outcome.moment))
 
 
 # --- Supabase linter (splinter) rules ---------------------------------------------------
-
-
-def findings_of(rule: lint.LintRule, migrated: psycopg.Connection, migration_state: MigrationState) -> str:
-    """The findings 0024 brings (not those the database had before it), one per line."""
-    return "\n".join(lint.new_findings(rule, migrated, migration_state.lint_before[rule.__name__]))
 
 
 # Each rule is splinter's of that name, scoped to what 0024 adds; its docstring says what it checks.
@@ -234,17 +229,18 @@ def test_linter_rule_finds_nothing_new(
 ) -> None:
     """A Supabase linter (splinter) rule rated ERROR or WARN finds nothing in what 0024 adds; INFO findings
     are listed as recommendations."""
-    found = findings_of(rule, migrated, migration_state)
+    found = lint.new_findings(rule, migrated, migration_state.lint_before[rule.__name__])  # 0024's, not the database's
     if rule in INFO_RULES:
-        for finding in found.splitlines():
+        for finding in found:
             record.recommend(Issue("LOW", f"splinter {rule.__name__} (INFO): {finding}", "migration 0024",
-                                   rule=f"splinter:{rule.__name__}"))  # fmt: skip
+                                   rule=f"splinter:{rule.__name__}", about=finding.about))  # fmt: skip
         return
-    message = f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n{found}"
+    message = f"splinter {rule.__name__} ({(rule.__doc__ or '').strip()}):\n" + "\n".join(map(str, found))
     if found:
-        record.block(Issue("HIGH", message, "migration 0024", rule=f"splinter:{rule.__name__}"),
-                     cause=migration_state.blocked_reason)
-    assert found == "", message
+        about = tuple(dict.fromkeys(name for finding in found for name in finding.about))
+        record.block(Issue("HIGH", message, "migration 0024", rule=f"splinter:{rule.__name__}", about=about),
+                     cause=migration_state.cause)
+    assert found == [], message
 
 
 # --- lock footprint (eugene) ------------------------------------------------------------
@@ -320,7 +316,7 @@ def test_squawk_finds_nothing_blocking(
         elif finding.decision == squawk.BLOCKING:
             blocking.append(str(finding))
             record.block(Issue("HIGH", str(finding), str(finding.location), rule=rule, at=finding.location),
-                         cause=migration_state.blocked_reason)
+                         cause=migration_state.cause)
     not_applicable = [f"{f.location} {f.rule}: {f.why}" for f in findings if f.decision == squawk.NOT_APPLICABLE]
     if not_applicable:
         record.measure(f"squawk on the {kind}, not applicable", "; ".join(not_applicable))

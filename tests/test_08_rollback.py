@@ -109,17 +109,19 @@ def test_deployed_objects_match_the_file(
     found = drift.compare(migration_state.deployed, migration_state.file_built)
     for difference in found:
         if not difference.contract:
-            record.recommend(Issue("MEDIUM", f"drift from the file: {difference}", "the target"))
+            record.recommend(Issue("MEDIUM", f"drift from the file: {difference}", "the target",
+                                   about=(difference.subject,)))  # fmt: skip
     # A report object the deployed 0024 lacks is already its existence check's cause: not a second issue.
     missing = {name for names in missing_objects.values() for name in names}
     gone = [d.subject for d in found if d.contract and d.deployed is None and d.subject in missing]
-    contract = [str(d) for d in found if d.contract and d.subject not in gone]
+    drifted = [d for d in found if d.contract and d.subject not in gone]
+    contract = [str(d) for d in drifted]
     if gone and not contract:  # BLOCKED by the existence check's cause, counted under it
         kind = next(kind for kind, names in missing_objects.items() if set(gone) & set(names))
-        blocked(cause_of(kind, missing_objects))
+        blocked(cause_of(kind, missing_objects).text)
     if contract:
         record.block(Issue("HIGH", "the deployed 0024 drifted from the report's contract: " + "; ".join(contract),
-                           "the target"), cause=migration_state.blocked_reason)
+                           "the target", about=tuple(d.subject for d in drifted)), cause=migration_state.cause)
     differs = contract or [f"{name}: deployed: (absent)" for name in gone]
     assert not differs, "the deployed 0024 differs from its file in what the report requires:\n" + "\n".join(differs)
 

@@ -19,12 +19,13 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from readiness.postgres.connection import Timeouts, connect
 from readiness.rules import lint
-from readiness.schema import snapshot
+from readiness.schema import expected, snapshot
 from readiness.schema.apply import ApplyError, NotRun, apply_file
 from readiness.schema.deployment import TargetState
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
 from readiness.schema.prerequisites import evidence_of_0023, missing_prerequisites
 from readiness.schema.snapshot import Snapshot
+from readiness.verdicts import Cause
 
 DBNAME = "readiness"
 
@@ -40,7 +41,7 @@ class MigrationState:
     migration_0023_applied: bool = False
     error: ApplyError | None = None  # the first failing statement of the migration under test
     baseline: Snapshot = field(default_factory=dict)  # the catalog before the migration under test
-    lint_before: dict[str, frozenset[str]] = field(default_factory=dict)  # linter findings before it
+    lint_before: dict[str, frozenset[lint.LintFinding]] = field(default_factory=dict)  # linter findings before it
     on_target: bool = False  # an existing database given by DSN, not the ephemeral cluster
     held: TargetState | None = None  # on a target: what it held of the file before the run
     deployed: Snapshot = field(default_factory=dict)  # 0024 present: the catalog as deployed
@@ -73,6 +74,15 @@ class MigrationState:
             return f"migration 0024 did not apply: {self.error}"
         return None
 
+    @property
+    def cause(self) -> Cause | None:
+        """Why checks of 0024 cannot run, as the root cause they count under (the missing prerequisites are its
+        objects)."""
+        reason = self.blocked_reason
+        missing = () if self.partial else self.missing_prerequisites
+        about = tuple(p.name for p in expected.PREREQUISITES if p.label in missing)
+        return Cause(reason, about) if reason else None
+
 
 def create_with_prerequisites(host: str, port: int, user: str, timeouts: Timeouts, dbname: str = DBNAME) -> str:
     """Create `dbname` on a throw-away server with the prerequisites and 0023; return its conninfo."""
@@ -100,7 +110,7 @@ def inspect(conn: psycopg.Connection, state: MigrationState) -> None:
     state.lint_before = lint_findings(conn)
 
 
-def lint_findings(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+def lint_findings(conn: psycopg.Connection) -> dict[str, frozenset[lint.LintFinding]]:
     """The linter's findings on the database as it is, by rule."""
     return {name: frozenset(rule(conn)) for name, rule in lint.RULES.items()}
 

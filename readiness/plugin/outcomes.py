@@ -26,7 +26,7 @@ from _pytest.outcomes import Skipped
 from readiness.report.record import Outcome, Record
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
 from readiness.rules.decisions import Decision
-from readiness.schema import ledger
+from readiness.schema import expected, ledger
 from readiness.schema.apply import ApplyError
 from readiness.verdicts import (
     BLOCKED,
@@ -68,6 +68,15 @@ def requirement_of(item: pytest.Item) -> str | None:
 def uses_of(item: pytest.Item) -> tuple[str, ...]:
     """The report's objects the check needs (its `uses` markers)."""
     return tuple(name for marker in item.iter_markers("uses") for name in marker.args)
+
+
+def subjects_of(item: pytest.Item) -> tuple[str, ...]:
+    """The objects the check is about: those it uses, and the report's objects it is parametrized with (a table,
+    a policy, an index)."""
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params.values() if callspec is not None else ()
+    named = (value for value in values if isinstance(value, str) and value in expected.OBJECT_NAMES)
+    return tuple(dict.fromkeys((*uses_of(item), *named)))
 
 
 def examples_of(item: pytest.Item) -> int:
@@ -124,7 +133,10 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     check, severity = item.get_closest_marker("check"), item.get_closest_marker("severity")
     outcome.status, outcome.check = PASSED, check.args[0] if check else None
     outcome.severity, outcome.requirement = severity.args[0] if severity else "HIGH", requirement_of(item)
-    outcome.issues, outcome.cause = list(record.issues), record.cause
+    outcome.issues = list(record.issues)
+    outcome.cause, outcome.about = record.cause.text if record.cause else None, subjects_of(item)
+    if record.cause and record.cause.about:
+        outcome.about = record.cause.about
     outcome.one_cause = item.get_closest_marker("separate_causes") is None
     outcome.examples = examples_of(item) if report.when == "teardown" else 0
     error = call.excinfo.value if call.excinfo is not None else None
@@ -132,7 +144,8 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         if isinstance(error, Blocked):
             # a missing object of the report is the cause first named (a column role of a missing table, say)
             missing = blocked_by(task, causes_of(item).missing, uses_of(item))
-            outcome.status, outcome.message = BLOCKED, missing or error.cause
+            outcome.status, outcome.message = BLOCKED, missing.text if missing else error.cause
+            outcome.about = missing.about if missing else outcome.about
         elif isinstance(error, NotApplicable):
             outcome.status, outcome.message = NOT_APPLICABLE, error.reason
         else:
@@ -204,17 +217,15 @@ def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error
     existence = item.get_closest_marker("existence")
     kind = existence.args[0] if existence is not None and existence.args else None
     if kind in missing:
-        outcome.cause = cause_of(kind, missing)
+        found = cause_of(kind, missing)
+        outcome.cause, outcome.about = found.text, found.about
         return
     cause = blocked_by(task, missing, uses)  # an existence check of columns is BLOCKED by their missing table
-    if cause is not None:
-        outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
-        return
-    if not outcome.issues:  # the privilege check itself records each gap as its own issue
+    if cause is None and not outcome.issues:  # the privilege check itself records each gap as its own issue
         cause = privilege_cause(denied(error, record_of(item).refusals), causes.privileges)
-        if cause is not None:
-            outcome.status, outcome.message, outcome.cause = BLOCKED, cause, None
-            return
+    if cause is not None:
+        outcome.status, outcome.message, outcome.cause, outcome.about = BLOCKED, cause.text, None, cause.about
+        return
     cause = rls_cause(uses, causes.rls)
     if cause is not None:
-        outcome.cause = cause
+        outcome.cause, outcome.about = cause.text, cause.about

@@ -36,6 +36,7 @@ from readiness.postgres.connection import Timeouts
 from readiness.postgres.dsn import describe
 from readiness.report.record import Record
 from readiness.rules.budget import LockBudget
+from readiness.rules.lint import LintFinding
 from readiness.verdicts import Issue
 
 # Property tests: "readiness" is quick enough for every run; "thorough" for a deeper look
@@ -213,9 +214,10 @@ def record_moved_sequences(run: Record, session: TargetSession) -> None:
     run.note("sequences advanced by the run (nextval() is never rolled back)", "; ".join(moved) or "none")
 
 
-def record_findings(run: Record, rule: str, findings: frozenset[str]) -> None:
+def record_findings(run: Record, rule: str, findings: frozenset[LintFinding]) -> None:
     """A linter rule's findings on the database before 0024 (its prerequisites), as LOW recommendations: not 0024's
     faults."""
     for finding in sorted(findings):
         message = f"before 0024, splinter {rule}: {finding}"
-        run.recommend(Issue("LOW", message, "the database before 0024 (not 0024's)", rule=f"splinter:{rule}"))
+        run.recommend(Issue("LOW", message, "the database before 0024 (not 0024's)", rule=f"splinter:{rule}",
+                            about=finding.about))  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 
 from readiness.acting.access import Observation
 from readiness.rules.decisions import Decision
-from readiness.verdicts import DesignDifference, Issue
+from readiness.verdicts import Cause, DesignDifference, Issue
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Record:
     """What a check, or the run, recorded: findings, figures, facts of the environment."""
 
     issues: list[Issue] = field(default_factory=list)  # blocking issues, if the check fails
-    cause: str | None = None  # the root cause it shares with other checks, if known
+    cause: Cause | None = None  # the root cause it shares with other checks, if known
     recommendations: list[Issue] = field(default_factory=list)
     differences: list[DesignDifference] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)  # measurement -> value, reported, never asserted
@@ -40,13 +40,13 @@ class Record:
     ran: str | None = None  # what became of the file: "applied", "failed", "not run"
     lock_moments: dict[str, Any] = field(default_factory=dict)  # on a target: readiness.rules.budget's record
 
-    def block(self, issue: Issue, cause: str | None = None) -> None:
+    def block(self, issue: Issue, cause: Cause | None = None) -> None:
         """A blocking issue (CRITICAL or HIGH) the sign-off lists if the check fails; `cause` when it is the root
         cause other checks are BLOCKED by (0024 did not apply)."""
         self.issues.append(issue)
         self.cause = cause or self.cause
 
-    def counts_under(self, cause: str | None) -> None:
+    def counts_under(self, cause: Cause | None) -> None:
         """Count the check's failure under `cause`, when there is one (a policy the report names that is missing is
         its table's RLS cause, with every isolation failure it makes)."""
         self.cause = cause or self.cause
@@ -104,6 +104,7 @@ class Outcome:
     check: str | None = None  # the report's "Production Readiness" row this check decides
     issues: list[Issue] = field(default_factory=list)
     cause: str | None = None  # the root cause it shares with other checks (a missing object), if known
+    about: tuple[str, ...] = ()  # the objects it is about: its cause's, else those it checks (readiness.verdicts.Issue)
     severity: str = "HIGH"  # of its failure, when it records no issue of its own (CRITICAL: a tenant leak)
     requirement: str | None = None  # the ledger id it enforces
     one_cause: bool = True  # its cases (parameters) failing are one cause; False for checks of distinct rules

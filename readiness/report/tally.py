@@ -78,14 +78,14 @@ class Tally:
                 # without a known cause: one check over its parameters (one requirement, one function) is one cause
                 check = None if cause or not test.one_cause else f"{test.requirement}::{test.nodeid.split('[')[0]}"
                 issue = by_cause.get(test.message) or by_cause.get(check or "")
-                issue = issue or Issue(test.severity, cause or test.message, test.nodeid)
+                issue = issue or Issue(test.severity, cause or test.message, test.nodeid, about=test.about)
                 by_cause.setdefault(test.message, issue)
                 if check:
                     by_cause.setdefault(check, issue)
                 cause, issues = cause or test.message, [issue]
                 made_here.update(issues)
             else:
-                issues = [Issue("HIGH", f"checks blocked: {cause}", "")]
+                issues = [Issue("HIGH", f"checks blocked: {cause}", "", about=test.about)]
             for issue in issues:
                 groups.setdefault(issue, []).append(test)
                 if cause is not None:
@@ -100,6 +100,7 @@ class Tally:
                 # the same with -n 2, where outcomes arrive in any order: the first failed check's by node id
                 message=(first.cause or first.message) if issue in made_here else issue.message,
                 location=first.nodeid if issue in made_here else issue.location,
+                about=first.about if issue in made_here else issue.about,
                 checks=len(tests),
                 tasks=tuple(sorted({number for t in tests for number in (t.task or 0, *t.shown_in)})),
                 # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL

@@ -20,6 +20,7 @@ import pytest
 
 from readiness.rules import privileges, rls
 from readiness.schema import catalog, expected
+from readiness.verdicts import Cause
 
 # kind of object -> the cause a missing one is reported as (its names filled in)
 MISSING = {
@@ -44,7 +45,7 @@ class Causes:
     """What the applied 0024 lacks or breaks, that other checks' failures follow from."""
 
     missing: dict[str, list[str]] = field(default_factory=dict)  # kind -> the report's objects 0024 did not create
-    rls: dict[str, list[str]] = field(default_factory=dict)  # table -> how its RLS breaks the report's rule
+    rls: dict[str, list[Cause]] = field(default_factory=dict)  # table -> how its RLS breaks the report's rule
     privileges: list[privileges.Gap] = field(default_factory=list)  # what an API role lacks that 0024 needs
     privileges_unread: str | None = None  # why the privileges could not be read, when they could not
 
@@ -87,12 +88,12 @@ def missing_objects(conn: psycopg.Connection) -> dict[str, list[str]]:
     return {kind: names for kind, names in missing.items() if names}
 
 
-def cause_of(kind: str, missing: dict[str, list[str]]) -> str:
-    """The cause a missing kind of object is reported as."""
-    return MISSING[kind].format(", ".join(missing[kind]))
+def cause_of(kind: str, missing: dict[str, list[str]]) -> Cause:
+    """The cause a missing kind of object is reported as, about those objects."""
+    return Cause(MISSING[kind].format(", ".join(missing[kind])), tuple(missing[kind]))
 
 
-def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] = ()) -> str | None:
+def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] = ()) -> Cause | None:
     """What blocks a failing check of `task` that uses the objects `uses`, when the migration did not create
     what it needs; else None."""
     for kind in BLOCKS_EVERYTHING:
@@ -107,22 +108,24 @@ def blocked_by(task: int, missing: dict[str, list[str]], uses: tuple[str, ...] =
     return None
 
 
-def privilege_cause(denied: list[str], gaps: list) -> str | None:  # type: ignore[type-arg]
+def privilege_cause(denied: list[str], gaps: list) -> Cause | None:  # type: ignore[type-arg]
     """The missing privilege a failed check follows from: the gap whose object PostgreSQL named refusing it
     ("permission denied for table users_extended"); else None (a check failing otherwise keeps its own failure)."""
     for gap in gaps:
         if any(refusal.endswith(f" {gap.kind} {name}") for refusal in denied for name in gap.objects):
-            return str(gap.message)
+            return Cause(str(gap.message), tuple(gap.objects))
     return None
 
 
-def rls_cause(uses: tuple[str, ...], faulty: dict[str, list[str]]) -> str | None:
+def rls_cause(uses: tuple[str, ...], faulty: dict[str, list[Cause]]) -> Cause | None:
     """The cause of a failed check of the tables `uses` when one of them breaks the report's RLS rule; else None."""
     for table in uses:
         if table in faulty:
-            return (
+            how = "; ".join(fault.text for fault in faulty[table])
+            return Cause(
                 f"RLS on {table} does not keep tenants apart as the report requires (RLS on, its policies for their "
-                "commands, every row they let through of the caller's organisations): "
-                f"{'; '.join(faulty[table])}. Every failed check of {table}'s isolation follows from it"
+                f"commands, every row they let through of the caller's organisations): {how}. Every failed check of "
+                f"{table}'s isolation follows from it",
+                tuple(dict.fromkeys((table, *(name for fault in faulty[table] for name in fault.about)))),
             )
     return None

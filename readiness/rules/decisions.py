@@ -2,8 +2,9 @@
 
 The decisions file (--decisions FILE, or readiness.toml beside the migration) holds one [[accept]] table a
 finding: `finding` is a rule id (readiness.rules.decisions.rule_id: squawk:require-lock-timeout, report:indexes,
-splinter:duplicate_index), optionally narrowed to an object after an @ (squawk:prefer-robust-stmts@0024_down.sql,
-splinter:unindexed_foreign_keys@sync_progress). An accepted finding stops blocking and is listed as such;
+splinter:duplicate_index), optionally narrowed after an @ to an object the finding is about (Issue.about:
+splinter:unindexed_foreign_keys@sync_progress) or to the file, or file and line, it is at (Issue.at:
+squawk:prefer-robust-stmts@0024_down.sql, @0024.sql:13). An accepted finding stops blocking and is listed as such;
 an expired decision accepts nothing (its findings block again, naming it); one that matches nothing is a
 recommendation to remove it. A tenant-isolation leak is never accepted: such an entry is a usage error.
 Its [deploy] table says what the deploy's own connection sets (lock_timeout, statement_timeout).
@@ -63,13 +64,14 @@ class Decision:
         return bool(self.until) and date.fromisoformat(self.until) < today
 
     def matches(self, issue: Issue) -> bool:
-        """Whether it accepts `issue`: the same rule id, and the object (if any) in its location or message."""
+        """Whether it accepts `issue`: the same rule id, and the object (if any) one the finding is about, or the
+        file (file:line) it is at."""
         if rule_id(issue) != self.rule:
             return False
-        if not self.object:
-            return True
-        word = rf"(?<![\w.]){re.escape(self.object)}(?![\w])"  # 0024.sql:13 is not 0024.sql:130
-        return re.search(word, f"{issue.location} {issue.message}") is not None
+        named = self.object
+        return not named or any(name == named or name.endswith(f".{named}") for name in issue.about) or (
+            issue.at is not None and at_file(named, issue.at)
+        )
 
     def as_json(self) -> dict[str, str]:
         return {key: getattr(self, key) for key in ("finding", "reason", "by", "until", "source", "kind")}
@@ -94,6 +96,13 @@ class Decisions:
     def accepting(self, issue: Issue, today: date) -> Decision | None:
         """The decision that accepts `issue` today: the current one, never for a CRITICAL finding."""
         return None if issue.severity == NEVER_ACCEPTED_SEVERITY else self.current(issue, today)
+
+
+def at_file(named: str, at: Location) -> bool:
+    """Whether `named` (0024.sql, migrations/0024.sql:13, 0024.sql:13:1) is the file, or its line, `at` is at."""
+    file, _, line = named.partition(":")
+    parts = Path(file).parts
+    return at.path.parts[-len(parts):] == parts and line in ("", str(at.line), f"{at.line}:{at.column}")
 
 
 def rule_id(issue: Issue) -> str:

@@ -1,6 +1,7 @@
 """Supabase's splinter rules for task 7 (sessions in the way and the lock footprint: readiness.rules.locks).
 
-A splinter rule returns findings, one string per problem naming the object and what to do; the rules read all of
+A splinter rule returns findings, one per problem: in words naming the object and what to do, with the objects it
+is about (their names as the catalog prints them, a function's without its arguments); the rules read all of
 schema `public` (the schema Supabase's API exposes), so a caller separates the findings 0024 brings
 from those already there by running a rule before and after it. Rules printing expressions call
 pg_get_expr(), which takes ACCESS SHARE on the table: under lock_timeout they fail, never hang.
@@ -9,6 +10,7 @@ pg_get_expr(), which takes ACCESS SHARE on the table: under lock_timeout they fa
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 
 import pglast
 from pglast import ast
@@ -18,7 +20,25 @@ from readiness.schema.catalog import qualified_names
 
 # --- Supabase linter (splinter) rules ---------------------------------------------------
 
-LintRule = Callable[[Connection], list[str]]
+
+
+@dataclass(frozen=True, order=True)
+class LintFinding:
+    """One problem a rule found: what it is and what to do, and the objects it is about."""
+
+    text: str
+    about: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _named(*objects: str) -> tuple[str, ...]:
+    """Objects as a finding is about them: a function without its arguments (f(uuid) -> f)."""
+    return tuple(name.split("(")[0] for name in objects)
+
+
+LintRule = Callable[[Connection], list[LintFinding]]
 RLS_ROLES = ("anon", "authenticated")  # the roles PostgREST runs requests as, subject to RLS
 ANY_TABLE_PRIVILEGE = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
 
@@ -138,37 +158,47 @@ ORDER BY 1, 2
 """
 
 
-def rls_disabled_in_public(conn: Connection) -> list[str]:
+def rls_disabled_in_public(conn: Connection) -> list[LintFinding]:
     """Tables of public, partitions included, that anon or authenticated hold a privilege on, without RLS."""
     return [
-        f"{table}: RLS disabled while {' and '.join(roles)} hold privileges on it, every row is open to the API: "
-        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY (or REVOKE ALL ON {table} FROM anon, authenticated)"
+        LintFinding(
+            f"{table}: RLS disabled while {' and '.join(roles)} hold privileges on it, every row is open to the API: "
+            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY (or REVOKE ALL ON {table} FROM anon, authenticated)",
+            (table,),
+        )
         for table, roles in conn.execute(RLS_DISABLED_IN_PUBLIC, (list(RLS_ROLES), ANY_TABLE_PRIVILEGE))
     ]
 
 
-def policy_exists_rls_disabled(conn: Connection) -> list[str]:
+def policy_exists_rls_disabled(conn: Connection) -> list[LintFinding]:
     """Tables of public with policies while RLS is disabled: the policies are not applied."""
     return [
-        f"{table}: policies {', '.join(names)} exist but RLS is disabled, so none applies: "
-        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"
+        LintFinding(
+            f"{table}: policies {', '.join(names)} exist but RLS is disabled, so none applies: "
+            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+            (table, *names),
+        )
         for table, names in conn.execute(POLICY_EXISTS_RLS_DISABLED)
     ]
 
 
-def rls_enabled_no_policy(conn: Connection) -> list[str]:
+def rls_enabled_no_policy(conn: Connection) -> list[LintFinding]:
     """Tables of public (not partitions) with RLS enabled and no policy: every API request is refused."""
     return [
-        f"{table}: RLS is enabled with no policy, so the API roles reach no row: create its policies"
+        LintFinding(f"{table}: RLS is enabled with no policy, so the API roles reach no row: create its policies",
+                    (table,))  # fmt: skip
         for (table,) in conn.execute(RLS_ENABLED_NO_POLICY)
     ]
 
 
-def multiple_permissive_policies(conn: Connection) -> list[str]:
+def multiple_permissive_policies(conn: Connection) -> list[LintFinding]:
     """Tables with more than one permissive policy for the same role and command."""
     return [
-        f"{table}: {len(names)} permissive policies for {role} {command} ({', '.join(names)}), each evaluated "
-        "for every row: merge them into one policy, or make the extra ones RESTRICTIVE"
+        LintFinding(
+            f"{table}: {len(names)} permissive policies for {role} {command} ({', '.join(names)}), each evaluated "
+            "for every row: merge them into one policy, or make the extra ones RESTRICTIVE",
+            (table, *names),
+        )
         for table, role, command, names in conn.execute(MULTIPLE_PERMISSIVE_POLICIES, (list(RLS_ROLES),))
     ]
 
@@ -202,7 +232,7 @@ def per_row_auth_calls(expression: str | None) -> list[str]:
     return sorted({".".join(name) + "()" for name, once in calls if name in AUTH_FUNCTIONS and not once})
 
 
-def auth_rls_initplan(conn: Connection) -> list[str]:
+def auth_rls_initplan(conn: Connection) -> list[LintFinding]:
     """Policies calling auth.uid(), auth.jwt() or auth.role() per row instead of once, as (SELECT auth.uid())."""
     findings = []
     with qualified_names(conn):  # auth.uid() prints as uid() when auth is on the session's search_path
@@ -210,62 +240,76 @@ def auth_rls_initplan(conn: Connection) -> list[str]:
     for table, name, using, with_check in rows:
         for clause, expression in (("USING", using), ("WITH CHECK", with_check)):
             for call in per_row_auth_calls(expression):
-                findings.append(
+                findings.append(LintFinding(
                     f"{table}: policy {name} calls {call} in {clause} once per row: write (SELECT {call}) "
-                    "so it is evaluated once per statement"
-                )
+                    "so it is evaluated once per statement",
+                    (table, name),
+                ))  # fmt: skip
     return findings
 
 
-def function_search_path_mutable(conn: Connection) -> list[str]:
+def function_search_path_mutable(conn: Connection) -> list[LintFinding]:
     """Functions of public without a pinned search_path."""
     return [
-        f"{function}: search_path is not pinned, the function resolves names in its caller's path: "
-        f"ALTER FUNCTION {function} SET search_path = ''"
+        LintFinding(
+            f"{function}: search_path is not pinned, the function resolves names in its caller's path: "
+            f"ALTER FUNCTION {function} SET search_path = ''",
+            _named(function),
+        )
         for (function,) in conn.execute(FUNCTION_SEARCH_PATH_MUTABLE)
     ]
 
 
-def _security_definer_executable(conn: Connection, role: str) -> list[str]:
+def _security_definer_executable(conn: Connection, role: str) -> list[LintFinding]:
     return [
-        f"{function}: SECURITY DEFINER and executable by {role}, who can call it through the API with its "
-        f"owner's rights: REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC, {role}"
+        LintFinding(
+            f"{function}: SECURITY DEFINER and executable by {role}, who can call it through the API with its "
+            f"owner's rights: REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC, {role}",
+            _named(function),
+        )
         for (function,) in conn.execute(SECURITY_DEFINER_EXECUTABLE, (role,))
     ]
 
 
-def anon_security_definer_function_executable(conn: Connection) -> list[str]:
+def anon_security_definer_function_executable(conn: Connection) -> list[LintFinding]:
     """SECURITY DEFINER functions of public that anon may execute."""
     return _security_definer_executable(conn, "anon")
 
 
-def authenticated_security_definer_function_executable(conn: Connection) -> list[str]:
+def authenticated_security_definer_function_executable(conn: Connection) -> list[LintFinding]:
     """SECURITY DEFINER functions of public that authenticated may execute."""
     return _security_definer_executable(conn, "authenticated")
 
 
-def unindexed_foreign_keys(conn: Connection) -> list[str]:
+def unindexed_foreign_keys(conn: Connection) -> list[LintFinding]:
     """Foreign keys whose columns are not the leading columns of an index of their table."""
     return [
-        f"{table}: foreign key {name} ({columns}) -> {referenced} has no index leading with its columns, so "
-        f"deleting a row of {referenced} scans {table}: CREATE INDEX ON {table} ({columns})"
+        LintFinding(
+            f"{table}: foreign key {name} ({columns}) -> {referenced} has no index leading with its columns, so "
+            f"deleting a row of {referenced} scans {table}: CREATE INDEX ON {table} ({columns})",
+            (table, name),
+        )
         for table, name, columns, referenced in conn.execute(UNINDEXED_FOREIGN_KEYS)
     ]
 
 
-def duplicate_index(conn: Connection) -> list[str]:
+def duplicate_index(conn: Connection) -> list[LintFinding]:
     """Sets of indexes of one table identical in key, operator classes, directions, expressions and predicate."""
     return [
-        f"{table}: indexes {', '.join(names)} are identical, each write maintains them all: drop all but one"
+        LintFinding(f"{table}: indexes {', '.join(names)} are identical, each write maintains them all: drop all "
+                    "but one", (table, *names))  # fmt: skip
         for table, names in conn.execute(DUPLICATE_INDEX)
     ]
 
 
-def rls_policy_always_true(conn: Connection) -> list[str]:
+def rls_policy_always_true(conn: Connection) -> list[LintFinding]:
     """Permissive INSERT/UPDATE/DELETE/ALL policies whose USING or WITH CHECK is just true."""
     return [
-        f"{table}: policy {name} ({command}) has {clauses}: every row may be written by its roles; "
-        "restrict it to the caller's organisation"
+        LintFinding(
+            f"{table}: policy {name} ({command}) has {clauses}: every row may be written by its roles; "
+            "restrict it to the caller's organisation",
+            (table, name),
+        )
         for table, name, command, clauses in conn.execute(POLICY_ALWAYS_TRUE)
     ]
 
@@ -288,6 +332,6 @@ RULES: dict[str, LintRule] = {
 }
 
 
-def new_findings(rule: LintRule, after: Connection, existing: Collection[str]) -> list[str]:
+def new_findings(rule: LintRule, after: Connection, existing: Collection[LintFinding]) -> list[LintFinding]:
     """What `rule` finds on `after` (0024 applied) that was not `existing` before it."""
     return [finding for finding in rule(after) if finding not in existing]

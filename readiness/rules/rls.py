@@ -20,6 +20,7 @@ from readiness.rules import pinning
 from readiness.rules.pinning import BY_CLAIMS, FALSE, OPEN, PINNED, UNDECIDED, Condition, Disjunct
 from readiness.schema import catalog, expected
 from readiness.schema.expected import ANON, AUTHENTICATED, Policy
+from readiness.verdicts import Cause
 
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 POLCMD = {"SELECT": "r", "INSERT": "a", "UPDATE": "w", "DELETE": "d"}
@@ -157,17 +158,19 @@ def _judge(command: str, part: str, role: str, applying: list, disjuncts) -> lis
 RANK = {OPEN: 0, BY_CLAIMS: 1, UNDECIDED: 2, PINNED: 3, FALSE: 4}
 
 
-def faults(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[str]]:
-    """Each of `tables` whose RLS breaks the rule, with how: RLS off, a named policy missing or for another
-    command, a condition of its policies that opens rows to a role the report keeps them from."""
+def faults(conn: psycopg.Connection, tables: list[str]) -> dict[str, list[Cause]]:
+    """Each of `tables` whose RLS breaks the rule, with how (and the table or policy each fault is about): RLS off,
+    a named policy missing or for another command, a condition of its policies that opens rows to a role the report
+    keeps them from."""
     policies = catalog.policies(conn, tables)
-    found: dict[str, list[str]] = {}
+    found: dict[str, list[Cause]] = {}
     for table in tables:
-        broken = [] if catalog.rls_enabled(conn, table) else [f"RLS is not enabled on {table}"]
+        broken = [] if catalog.rls_enabled(conn, table) else [Cause(f"RLS is not enabled on {table}", (table,))]
         for name, (of_table, _) in sorted(expected.POLICIES.items()):
             if of_table == table:
-                broken += policy_faults(name, policies.get(name))
-        broken += [leak.message() for proof in prove(conn, table).values() for leak in proof.leaks]
+                broken += [Cause(fault, (name,)) for fault in policy_faults(name, policies.get(name))]
+        leaks = [leak for proof in prove(conn, table).values() for leak in proof.leaks]
+        broken += [Cause(leak.message(), (leak.policy,)) for leak in leaks]
         if broken:
             found[table] = broken
     return found

@@ -323,3 +323,6 @@ POLICIES: dict[str, tuple[str, str]] = {
     )
     for command in ("SELECT", "INSERT", "UPDATE", "DELETE")
 }
+
+# The report's objects by name: what a finding can be about (readiness.verdicts.Issue.about).
+OBJECT_NAMES = frozenset((*SYNC_TABLES, *ENUMS, *INDEXES, *FUNCTION_NAMES, *POLICIES))

@@ -25,13 +25,15 @@ def line_of(path: Path, text: str) -> int:
 
 
 def test_finding_without_a_line_is_located_where_the_file_names_its_subject() -> None:
-    """A blocking issue located at a check (not a file:line) is put on the line that first names its subject, the
-    most specific name in its message (the policy, not its table); one naming nothing the file has, at line 1."""
+    """A blocking issue located at a check (not a file:line) is put on the line that first names an object it is
+    about, the most specific (the policy, not its table); one about nothing the file has, at line 1, whatever its
+    message names."""
     tally = Tally(DEFAULT_MIGRATION, DEFAULT_ROLLBACK)
-    leak = Issue("CRITICAL", POLICY, "tests/test_02_x.py::test_a", requirement="report.isolation")
+    leak = Issue("CRITICAL", POLICY, "tests/test_02_x.py::test_a", requirement="report.isolation",
+                 about=("sync_activity_log", "sync_activity_log_select"))
     tally.record(Outcome("tests/test_02_x.py::test_a[sync_activity_log]", FAILED, POLICY, issues=[leak], task=2))
-    tally.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused'", requirement="report.enums",
-                           task=5))  # fmt: skip
+    tally.record(Outcome("tests/test_05_x.py::test_b", FAILED, "no enum label 'paused' in sync_status_type",
+                         requirement="report.enums", task=5))  # fmt: skip
     signoff = sign(tally, DEFAULT_MIGRATION.parents[2])
     document = sarif.sarif(signoff)
     assert sarif_errors(document) == []

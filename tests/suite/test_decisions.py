@@ -20,16 +20,18 @@ from readiness.report.signoff import SignOff, sign
 from readiness.report.tally import Tally
 from readiness.rules import decisions, squawk
 from readiness.schema.files import MIGRATION_0023, PREREQUISITE_FILES
-from readiness.verdicts import FAILED, PASSED, Issue
+from readiness.verdicts import FAILED, PASSED, Issue, Location
 from tests.suite.helpers import mutate, sarif_errors
 from tests.suite.targets import OPERATIONAL
 
 pytestmark = pytest.mark.suite
 
 SQUAWK_ISSUE = Issue("HIGH", "/x/0024.sql:13:1: squawk require-lock-timeout: Missing `set lock_timeout`",
-                     "/x/0024.sql:13:1", rule="squawk:require-lock-timeout")  # fmt: skip
+                     "/x/0024.sql:13:1", rule="squawk:require-lock-timeout",
+                     at=Location(Path("/x/0024.sql"), 13, 1))  # fmt: skip
 ROLLBACK_ISSUE = Issue("HIGH", "/x/0024_down.sql:9:1: squawk require-lock-timeout: Missing `set lock_timeout`",
-                       "/x/0024_down.sql:9:1", rule="squawk:require-lock-timeout")  # fmt: skip
+                       "/x/0024_down.sql:9:1", rule="squawk:require-lock-timeout",
+                       at=Location(Path("/x/0024_down.sql"), 9, 1))  # fmt: skip
 
 
 def decisions_file(tmp_path: Path, *entries: dict[str, str]) -> Path:
@@ -91,6 +93,23 @@ def test_decision_narrowed_to_an_object_accepts_only_that(tmp_path: Path) -> Non
     assert decided.verdict == "NOT APPROVED"
     line = decisions_file(tmp_path, accept("squawk:require-lock-timeout@0024.sql:130"))
     assert signoff(line, SQUAWK_ISSUE).accepted == ()  # 0024.sql:13 is not 0024.sql:130
+    for named in ("0024.sql:13", "x/0024.sql:13:1", "/x/0024.sql"):
+        assert len(signoff(decisions_file(tmp_path, accept(f"squawk:require-lock-timeout@{named}")),
+                           SQUAWK_ISSUE).accepted) == 1, named  # fmt: skip
+    elsewhere = decisions_file(tmp_path, accept("squawk:require-lock-timeout@y/0024.sql"))
+    assert signoff(elsewhere, SQUAWK_ISSUE).accepted == ()  # another folder's 0024.sql
+
+
+def test_decision_narrowed_to_an_object_reads_what_the_finding_is_about(tmp_path: Path) -> None:
+    """An @object names an object the finding is about (its `about`, typed where it is found), by its name or its
+    schema-qualified name: never a word its message happens to hold."""
+    found = Issue("HIGH", "public.sync_progress: foreign key sync_progress_org_id_fkey (org_id) -> organization has no "
+                  "index leading with its columns", "migration 0024", rule="splinter:unindexed_foreign_keys",
+                  about=("public.sync_progress", "sync_progress_org_id_fkey"))  # fmt: skip
+    for named, accepted in (("sync_progress", 1), ("public.sync_progress", 1), ("sync_progress_org_id_fkey", 1),
+                            ("organization", 0), ("org_id", 0), ("sync", 0)):  # fmt: skip
+        path = decisions_file(tmp_path, accept(f"splinter:unindexed_foreign_keys@{named}"))
+        assert len(signoff(path, found).accepted) == accepted, named
 
 
 def test_unmatched_decision_is_a_recommendation_to_remove_it(tmp_path: Path) -> None:

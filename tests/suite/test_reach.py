@@ -47,7 +47,7 @@ def test_policy_rule_and_initplan_lint_ignore_the_search_path(db: psycopg.Connec
         "auth.users_extended ue WHERE ue.id = auth.uid()))"
     )
     found = lint.auth_rls_initplan(db)
-    assert any("readiness_probe calls auth.uid()" in finding for finding in found), f"search_path {path}: {found}"
+    assert any("readiness_probe calls auth.uid()" in finding.text for finding in found), f"search_path {path}: {found}"
 
 
 HELPERS = {

@@ -2,7 +2,7 @@
 every blocking issue, recommendation and accepted finding, with its rule id and level, located at the file and
 line of the migration, its rollback or the decisions file where the finding has one; a finding about the
 migration as a whole is located at the file it is about (the rollback's task 8, else the migration), at the
-line that first names its subject when the message names one the file has. Accepted
+line that first names an object the finding is about (Issue.about). Accepted
 findings are in SARIF as suppressed results (their reason the justification), and not in code quality.
 """
 
@@ -17,8 +17,6 @@ from readiness.report.signoff import SignOff
 from readiness.rules.decisions import Decision
 from readiness.schema.apply import ApplyError, first_reference
 from readiness.verdicts import Issue, Location
-
-_NAME = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")  # names as 0024's objects have them: sync_progress_select
 
 
 def findings(signoff: SignOff) -> list[tuple[Issue, Decision | None]]:
@@ -38,14 +36,14 @@ def location(issue: Issue, signoff: SignOff) -> tuple[Path, int | None, int | No
     if issue.location and Path(issue.location).is_file():
         return Path(issue.location).resolve(), None, None
     about = (signoff.rollback if issue.tasks == (8,) else signoff.migration).resolve()
-    found_at = subject_of(about, issue.message)
+    found_at = subject_of(about, issue.about)
     return about, found_at.line if found_at else None, found_at.column if found_at else None
 
 
-def subject_of(path: Path, message: str) -> Location | None:
-    """Where the file first names what the message is about: of the names in it the file has, the most specific
-    (the longest: sync_activity_log_select before sync_activity_log)."""
-    names = sorted(set(_NAME.findall(message)), key=len, reverse=True)
+def subject_of(path: Path, objects: tuple[str, ...]) -> Location | None:
+    """Where the file first names an object the finding is about: the most specific the file has (the longest name:
+    sync_activity_log_select before sync_activity_log)."""
+    names = sorted({part for name in objects for part in name.split(".")}, key=len, reverse=True)
     try:
         return next((found for name in names if (found := first_reference(path, name)) is not None), None)
     except (ApplyError, ReadinessUsageError):  # a file that does not parse is located by its own finding

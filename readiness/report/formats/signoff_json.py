@@ -55,9 +55,9 @@ def render(signoff: SignOff) -> str:
 
 def issue_json(issue: Issue) -> dict[str, object]:
     """An issue as signoff.json gives it: its requirement whole (where it comes from, what it cites); where it is,
-    as its location says it."""
+    as its location says it (its typed place and objects are read by the other formats and the decisions)."""
     requirement = ledger.get(issue.requirement).as_json() if issue.requirement else None
-    fields = {key: value for key, value in issue.__dict__.items() if key != "at"}
+    fields = {key: value for key, value in issue.__dict__.items() if key not in ("at", "about")}
     return {**fields, "requirement": requirement}
 
 
