@@ -21,7 +21,7 @@ from datetime import date
 
 import psycopg
 import pytest
-from _pytest.outcomes import Skipped
+from _pytest.outcomes import Failed, Skipped
 
 from readiness.report.record import Outcome, Record
 from readiness.rules.causes import CAUSES_KEY, Causes, blocked_by, cause_of, privilege_cause, rls_cause
@@ -95,9 +95,12 @@ def failure_message(call: pytest.CallInfo[None], report: pytest.TestReport, abou
     if isinstance(error, psycopg.Error):
         primary = error.diag.message_primary or str(error).strip().splitlines()[0]
         return f"{about.rstrip('.')}: PostgreSQL refused a statement of the check, {error.sqlstate} {primary}"
-    crash = getattr(report.longrepr, "reprcrash", None)
-    message = crash.message if crash is not None else str(report.longrepr)
-    message = message.removeprefix("AssertionError: ").removeprefix("Failed: ")
+    if isinstance(error, AssertionError):  # pytest's rewriting appends "\nassert <what was compared>"
+        message = str(error) or "assert (no message)"
+    elif isinstance(error, Failed):  # pytest.fail
+        message = error.msg
+    else:  # another exception: its type and text; none: a failure pytest made itself (a strict xfail that passed)
+        message = call.excinfo.exconly() if call.excinfo is not None else str(report.longrepr)
     if message.startswith("assert "):  # an assertion without a message: say what the check is about
         return f"{about.rstrip('.')}: not so ({message.splitlines()[0]})"
     return message.split("\nassert ")[0].strip()
