@@ -1,8 +1,9 @@
 """pytest wiring of the sign-off: options, outcome collection, reports and the exit status.
 
 A readiness run (`pytest -m readiness`) exits 0 only when the verdict is APPROVED; any other
-run exits by its tests' outcomes. Every run writes, under --report-dir, readiness.html,
-signoff.json and junit.xml.
+run exits by its tests' outcomes. Every run writes, under --report-dir, every format of
+readiness.report.formats (FILES), pytest-html's readiness.html and junit.xml; pytest's own rows read
+each check's Outcome, as the sign-off does.
 """
 
 from __future__ import annotations
@@ -99,8 +100,7 @@ class SignOffReporter:
         self.signoff: SignOff | None = None  # signed at the session's end
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "readiness", None)  # readiness.plugin.outcomes.decide's, in this process or a worker's
-        outcome = Outcome.of(data) if data else None
+        outcome = outcome_of(report)
         if outcome is None or outcome.task is None:
             return
         self.records.append(outcome.record)
@@ -190,11 +190,18 @@ class HtmlSignOff:
     def pytest_html_results_table_html(self, report, data) -> None:  # type: ignore[no-untyped-def]
         """A failed, blocked or differing check's row shows what was expected and found (its message), not a
         traceback, and the requirement it enforces."""
-        outcome = getattr(report, "readiness", None) or {}
-        if outcome.get("task") and outcome["status"] in (FAILED, BLOCKED, DIFFERS):
-            requirement = ledger.get(outcome["requirement"]) if outcome["requirement"] else None
+        outcome = outcome_of(report)
+        if outcome is not None and outcome.task and outcome.status in (FAILED, BLOCKED, DIFFERS):
+            requirement = ledger.get(outcome.requirement) if outcome.requirement else None
             enforces = f'<div class="log">enforces {escape(str(requirement))}</div>' if requirement else ""
-            data[:] = [f'<div class="log">{escape(outcome["message"])}</div>{enforces}']
+            data[:] = [f'<div class="log">{escape(outcome.message)}</div>{enforces}']
 
     def pytest_html_results_table_row(self, report, cells) -> None:  # type: ignore[no-untyped-def]
-        cells.insert(2, f"<td>{escape((getattr(report, 'readiness', None) or {}).get('description', ''))}</td>")
+        outcome = outcome_of(report)
+        cells.insert(2, f"<td>{escape(outcome.description if outcome else '')}</td>")
+
+
+def outcome_of(report: pytest.TestReport) -> Outcome | None:
+    """The check's Outcome (readiness.plugin.outcomes.decide) a report carries, in this process or from a worker."""
+    data = getattr(report, "readiness", None)
+    return Outcome.of(data) if data else None
