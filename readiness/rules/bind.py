@@ -92,12 +92,12 @@ class Binder:
         try:
             statements = [raw.stmt for raw in pglast.parse_sql(text)]
         except pglast.parser.ParseError:
-            statements = reach._statements(text)
+            statements = reach.parsed_statements(text)
         if len(statements) != 1 or not isinstance(statements[0], ast.SelectStmt):
             return None
         params: dict[object, ast.Node] = {number: arg for number, arg in enumerate(args, 1)}
         params.update({name: arg for name, arg in zip(argnames, args, strict=False) if name})
-        path = reach._schemas(pinned, names[0])
+        path = reach.schemas_of(pinned, names[0])
         select = self._bind(statements[0], [], row=False, params=params, path=path)
         return Body(select, returns, bool(returns_set))
 
@@ -139,7 +139,7 @@ class Binder:
     def _sources(self, source, scopes, row, params, path):  # type: ignore[no-untyped-def]
         """(token, alias, its columns or None when unknown) for each relation a FROM item brings into scope."""
         if isinstance(source, ast.RangeVar):
-            schema = source.schemaname or reach._relation_schema(self.conn, path, source.relname)
+            schema = source.schemaname or reach.relation_schema(self.conn, path, source.relname)
             relation = f"{schema}.{source.relname}" if schema else source.relname
             alias = source.alias.aliasname if source.alias else source.relname
             token = f"{RELATION}{relation}#{next(self._counter)}|{alias}"
@@ -181,7 +181,7 @@ def _ref(token: str, name: str) -> ast.ColumnRef:
 
 def _body_text(language: str, source: str, definition: str) -> str | None:
     if language == "sql":
-        return source if source.strip() else reach._atomic_body(definition)
+        return source if source.strip() else reach.atomic_body(definition)
     if language != "plpgsql":
         return None
     try:

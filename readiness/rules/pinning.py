@@ -260,7 +260,7 @@ class Reader:
                 caller |= name in reach.CALLER_FUNCTIONS or name[-1] == "current_setting" and _claim(current) in CLAIMS
                 if len(name) == 2 and name[0] != "pg_catalog":
                     found_reach = reach.Reach()
-                    reach._into_function(self.conn, [name[0]], name[1], found_reach, set(), 0, as_caller=False)
+                    reach.into_function(self.conn, [name[0]], name[1], found_reach, set(), 0, as_caller=False)
                     caller |= found_reach.caller
                     mapping |= MAPPING in found_reach.relations
         return row_org, caller, mapping

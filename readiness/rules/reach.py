@@ -62,7 +62,7 @@ class Need:
 WRITES = {ast.InsertStmt: "INSERT", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}
 
 
-def _schemas(pinned: str | None, own: str) -> list[str]:
+def schemas_of(pinned: str | None, own: str) -> list[str]:
     """The schemas an unqualified name in a function's body is looked up in: its pinned search_path, or, unpinned
     (the caller's path decides), its own schema and public."""
     if pinned is None:
@@ -71,7 +71,7 @@ def _schemas(pinned: str | None, own: str) -> list[str]:
     return ["pg_catalog", *(name for name in names if name and name != "$user")]
 
 
-def _statements(source: str) -> list[ast.Node]:
+def parsed_statements(source: str) -> list[ast.Node]:
     """The parse trees of a SQL text, or of an expression when it is not a statement."""
     for text in (source, f"SELECT {source}"):
         try:
@@ -117,7 +117,7 @@ def expression(conn: psycopg.Connection, text: str | None) -> Reach:
     """What a policy expression (printed with qualified names) reaches."""
     reach = Reach()
     if text:
-        _follow(conn, _statements(text), ["pg_catalog"], reach, set(), 0, as_caller=True)
+        _follow(conn, parsed_statements(text), ["pg_catalog"], reach, set(), 0, as_caller=True)
     return reach
 
 
@@ -125,7 +125,7 @@ def trigger_function(conn: psycopg.Connection, schema: str, name: str) -> Reach:
     """What a trigger's function schema.name reaches when it fires, and what the role whose statement fires it
     must hold."""
     reach = Reach()
-    _into_function(conn, [schema], name, reach, set(), 0, as_caller=True, called=False)
+    into_function(conn, [schema], name, reach, set(), 0, as_caller=True, called=False)
     return reach
 
 
@@ -146,7 +146,7 @@ def _follow(
     }
     for node in _nodes(trees):
         if isinstance(node, ast.RangeVar):
-            schema = node.schemaname or _relation_schema(conn, path, node.relname)
+            schema = node.schemaname or relation_schema(conn, path, node.relname)
             if schema:
                 reach.relations.add(f"{schema}.{node.relname}")
                 if as_caller:
@@ -161,15 +161,16 @@ def _follow(
             if any((schema, name[-1]) in CALLER_FUNCTIONS for schema in schemas):
                 reach.caller = True
             if depth < DEPTH_LIMIT:
-                _into_function(conn, schemas, name[-1], reach, seen, depth, as_caller)
+                into_function(conn, schemas, name[-1], reach, seen, depth, as_caller)
 
 
-def _relation_schema(conn: psycopg.Connection, path: list[str], name: str) -> str | None:
+def relation_schema(conn: psycopg.Connection, path: list[str], name: str) -> str | None:
+    """The schema an unqualified relation `name` resolves to on the search `path`, None when none holds it."""
     row = conn.execute(RELATION_SCHEMA, (path, name)).fetchone()
     return row[0] if row else None
 
 
-def _into_function(
+def into_function(
     conn: psycopg.Connection,
     schemas: list[str],
     name: str,
@@ -191,15 +192,15 @@ def _into_function(
         if as_caller and called:
             reach.needs.update((Need("schema", own, "USAGE"), Need("function", signature, "EXECUTE")))
         if language == "sql":
-            trees = _statements(source) if source.strip() else _statements(_atomic_body(definition))
+            trees = parsed_statements(source) if source.strip() else parsed_statements(atomic_body(definition))
         elif language == "plpgsql":
-            trees = [tree for query in _plpgsql_queries(definition) for tree in _statements(query)]
+            trees = [tree for query in _plpgsql_queries(definition) for tree in parsed_statements(query)]
         else:
             continue
-        _follow(conn, trees, _schemas(pinned, own), reach, seen, depth + 1, as_caller and not definer)
+        _follow(conn, trees, schemas_of(pinned, own), reach, seen, depth + 1, as_caller and not definer)
 
 
-def _atomic_body(definition: str) -> str:
+def atomic_body(definition: str) -> str:
     """The statements of a SQL-standard body (BEGIN ATOMIC ... END) as pg_get_functiondef prints it."""
     body = definition.split("BEGIN ATOMIC", 1)[-1].rsplit("END", 1)[0]
     return body
