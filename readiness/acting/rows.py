@@ -257,6 +257,8 @@ def admit(
 
 # The state a row was mended to, by the row asked for: later rows asking the same try it first.
 _MENDED: dict[tuple[object, ...], dict[str, Any]] = {}
+# What a migration's rules refuse a row with: a constraint (class 23), a trigger's RAISE, a value out of its type's
+# range (class 22), a row no partition takes.
 REFUSALS = (psycopg.errors.IntegrityError, psycopg.errors.RaiseException, psycopg.errors.DataError)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 
+from readiness.acting.rows import REFUSALS
 from readiness.databases import volume
 from readiness.databases.build import create_with_prerequisites
 from readiness.postgres import cache, interrupt, server
@@ -58,11 +59,6 @@ class VolumeUnavailable(Exception):
 class VolumeRefused(VolumeUnavailable):
     """The migration's own rules (a CHECK, a trigger, a partition bound) refused a row the volume made: a limit of the
     gate's generator, not a fault of 0024; the message names the rule."""
-
-
-# What a migration's rules refuse a row with: a constraint (class 23), a trigger's RAISE, a value out of its type's
-# range (class 22), a row no partition takes.
-REFUSALS = (psycopg.errors.IntegrityError, psycopg.errors.RaiseException, psycopg.errors.DataError)
 
 
 def refused(error: psycopg.Error) -> str:

@@ -232,3 +232,9 @@ def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error
     cause = rls_cause(uses, causes.rls)
     if cause is not None:
         outcome.cause, outcome.about = cause.text, cause.about
+
+
+def outcome_of(report: pytest.TestReport) -> Outcome | None:
+    """The check's Outcome (readiness.plugin.outcomes.decide) a report carries, in this process or from a worker."""
+    data = getattr(report, "readiness", None)
+    return Outcome.of(data) if data else None

@@ -10,7 +10,7 @@ from readiness.report.signoff import PREREQUISITE_CHECKS, SignOff
 from readiness.report.words import DECIDED_BY, EXECUTION_ORDER, PREREQUISITE_SQL, affected, requirement_words
 from readiness.verdicts import Issue
 
-FILE = "readiness.html"  # pytest-html's report, this section on top (readiness.plugin.hooks)
+FILE = "readiness.html"  # pytest-html's report, this section on top (readiness.plugin.html_rows)
 STATUS_COLOURS = {
     "PASS": "#1a7f37",
     "ACCEPTED": "#9a6700",
