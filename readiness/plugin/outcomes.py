@@ -137,9 +137,8 @@ def decide(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     outcome.status, outcome.check = PASSED, check.args[0] if check else None
     outcome.severity, outcome.requirement = severity.args[0] if severity else "HIGH", requirement_of(item)
     outcome.issues = list(record.issues)
-    outcome.cause, outcome.about = record.cause.text if record.cause else None, subjects_of(item)
-    if record.cause and record.cause.about:
-        outcome.about = record.cause.about
+    outcome.cause = record.cause.text if record.cause else None
+    outcome.about = (record.cause.about if record.cause else ()) or subjects_of(item)
     outcome.one_cause = item.get_closest_marker("separate_causes") is None
     outcome.examples = examples_of(item) if report.when == "teardown" else 0
     error = call.excinfo.value if call.excinfo is not None else None
