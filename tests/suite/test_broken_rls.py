@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.suite.helpers import mutate
+from readiness.schema.files import DEFAULT_MIGRATION
+from tests.suite.helpers import ReadinessRun, mutate
 
 pytestmark = pytest.mark.suite
 
 TASK_2 = "tests/test_02_rls.py"
 ORG_MEMBER = "(org_id IN (SELECT ue.org_id FROM auth.users_extended ue WHERE ue.id = (SELECT auth.uid())))"
+
+
+def scanned_line(run: ReadinessRun, rule: str) -> int:
+    """The line code scanning puts the run's finding of `rule` on (its SARIF result)."""
+    (result,) = [found for found in json.loads((run.reports / "readiness.sarif").read_text())["runs"][0]["results"]
+                 if found["ruleId"] == rule]  # fmt: skip
+    return int(result["locations"][0]["physicalLocation"]["region"]["startLine"])
+
+
+def line_of(text: str) -> int:
+    return next(number for number, line in enumerate(DEFAULT_MIGRATION.read_text().splitlines(), 1) if text in line)
 
 
 def test_policy_calling_uid_per_row_fails_task_7(readiness_run) -> None:
@@ -22,6 +36,8 @@ def test_policy_calling_uid_per_row_fails_task_7(readiness_run) -> None:
     )  # fmt: skip
     assert (run.statuses()[2], run.statuses()[7]) == ("PASS", "FAIL"), run.output
     assert "auth_rls_initplan" in run.task(7)["comments"] and "sync_progress_select" in run.task(7)["comments"]
+    # the linter's finding is about the policy (and its table): on the policy's line, not the table's
+    assert scanned_line(run, "splinter:auth_rls_initplan") == line_of("CREATE POLICY sync_progress_select")
 
 
 def test_policy_open_to_every_row_fails_task_2_as_one_cause(readiness_run) -> None:
@@ -47,6 +63,8 @@ def test_policy_open_to_every_row_fails_task_2_as_one_cause(readiness_run) -> No
     (line,) = [line for line in markdown.splitlines() if line.startswith("| sync_activity_log |")]
     assert "❌ LEAK: 17 rows of another organisation (" in line, line
     assert "tests/test_02_rls.py::test_member_sees_only_own_organisation[sync_activity_log]" in line, line
+    # the table's RLS cause is about the policy that leaks: code scanning shows it on that policy's line
+    assert scanned_line(run, "report:isolation") == line_of("CREATE POLICY sync_activity_log_select")
 
 
 def test_partitions_left_open_fail_task_2(readiness_run) -> None:
