@@ -16,6 +16,7 @@ task is the module's `task` marker. In order:
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import replace
 from datetime import date
 
@@ -233,7 +234,13 @@ def attribute_to_its_cause(item: pytest.Item, outcome: Outcome, task: int, error
         outcome.cause, outcome.about = cause.text, cause.about
 
 
+# Each report's Outcome, decoded once: the reporter and pytest-html's two row hooks read the same report.
+_DECODED: weakref.WeakKeyDictionary[pytest.TestReport, Outcome | None] = weakref.WeakKeyDictionary()
+
+
 def outcome_of(report: pytest.TestReport) -> Outcome | None:
     """The check's Outcome (readiness.plugin.outcomes.decide) a report carries, in this process or from a worker."""
-    data = getattr(report, "readiness", None)
-    return Outcome.of(data) if data else None
+    if report not in _DECODED:
+        data = getattr(report, "readiness", None)
+        _DECODED[report] = Outcome.of(data) if data else None
+    return _DECODED[report]

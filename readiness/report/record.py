@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -134,29 +135,50 @@ def primitive(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-@functools.cache
-def type_hints(kind: type) -> dict[str, Any]:
-    """A dataclass's fields' types, resolved once (every phase of every check crosses as JSON)."""
-    return typing.get_type_hints(kind)
-
-
 def from_json(kind: Any, data: Any) -> Any:
     """`data` (as asdict or JSON left it) back as a value of `kind`: dataclasses by field name, their lists,
     tuples and dicts by their type hints."""
+    return decoder(kind)(data)
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+@functools.cache
+def decoder(kind: Any) -> Callable[[Any], Any]:
+    """How a value of `kind` is rebuilt from JSON, worked out once per type: every phase of every check crosses as
+    JSON, and a field JSON carries as it is (a string, a number) is taken as it is."""
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
-    if data is None:
-        return None
     if is_dataclass(kind):
-        hints = type_hints(kind)
-        return kind(**{f.name: from_json(hints[f.name], data[f.name]) for f in fields(kind) if f.name in data})
+        hints = typing.get_type_hints(kind)
+        names = [f.name for f in fields(kind)]
+        converted = [(name, decode) for name in names if (decode := decoder(hints[name])) is not _same]
+
+        def rebuilt(data: Any) -> Any:
+            if data is None:
+                return None
+            values = {name: data[name] for name in names if name in data}
+            for name, decode in converted:
+                if name in values:
+                    values[name] = decode(values[name])
+            return kind(**values)
+
+        return rebuilt
     if origin in (typing.Union, types.UnionType):
-        return from_json(next(a for a in arguments if a is not type(None)), data)
+        inner = decoder(next(a for a in arguments if a is not type(None)))
+        return inner if inner is _same else lambda data: None if data is None else inner(data)
     if origin is list:
-        return [from_json(arguments[0], item) for item in data]
+        item = decoder(arguments[0])
+        return lambda data: None if data is None else [item(value) for value in data]
     if origin is tuple:
         if len(arguments) == 2 and arguments[1] is Ellipsis:
-            return tuple(from_json(arguments[0], item) for item in data)
-        return tuple(from_json(argument, item) for argument, item in zip(arguments, data, strict=True))
+            each = decoder(arguments[0])
+            return lambda data: None if data is None else tuple(each(value) for value in data)
+        parts = [decoder(argument) for argument in arguments]
+        return lambda data: None if data is None else tuple(
+            decode(value) for decode, value in zip(parts, data, strict=True))  # fmt: skip
     if origin is dict:
-        return {key: from_json(arguments[1], value) for key, value in data.items()}
-    return Path(data) if kind is Path else data
+        value_of = decoder(arguments[1])
+        return lambda data: None if data is None else {key: value_of(value) for key, value in data.items()}
+    return (lambda data: None if data is None else Path(data)) if kind is Path else _same
