@@ -20,6 +20,11 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 BLOCKING_SEVERITIES = SEVERITIES[:2]
 
 
+def severity_rank(level: str) -> int:
+    """Where a finding of `level` is listed, worst first: CRITICAL, HIGH, then the others together."""
+    return {"CRITICAL": 0, "HIGH": 1}.get(level, 2)
+
+
 class Blocked(Skipped):
     """The check cannot run because something it needs is missing or broken: its cause, as the sign-off names it."""
 

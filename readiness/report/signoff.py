@@ -28,6 +28,7 @@ from readiness.verdicts import (
     SKIPPED,
     DesignDifference,
     Issue,
+    severity_rank,
 )
 
 TASK_NAMES = {
@@ -51,7 +52,6 @@ _COUNTERS = {
     DIFFERS: "differs",
 }
 _SEVERITY = {FAILED: 0, BLOCKED: 1, NOT_APPLICABLE: 2}
-_SEVERITY_RANK = {"CRITICAL": 0, "HIGH": 1}
 
 
 def sha256(path: Path) -> str | None:
@@ -139,7 +139,7 @@ def sign(tally: Tally, root: Path) -> SignOff:
     if not_run:
         blocking.append(Issue("HIGH", f"validation tasks not run: {', '.join(not_run)}", "tests/",
                               requirement="report.all-tasks", rule="report:all-tasks"))  # fmt: skip
-    blocking.sort(key=lambda issue: _SEVERITY_RANK.get(issue.severity, 2))
+    blocking.sort(key=lambda issue: severity_rank(issue.severity))
     rows = readiness_rows(tally.outcomes.values(), accepted_checks)
     rollback = tally.rollback
     return SignOff(

@@ -12,7 +12,7 @@ from readiness.acting.access import Observation
 from readiness.report.record import Outcome, Record
 from readiness.rules import decisions
 from readiness.rules.decisions import Decision, Decisions
-from readiness.verdicts import BLOCKED, FAILED, PASSED, DesignDifference, Issue
+from readiness.verdicts import BLOCKED, FAILED, PASSED, DesignDifference, Issue, severity_rank
 
 
 @dataclass
@@ -90,7 +90,6 @@ class Tally:
                 groups.setdefault(issue, []).append(test)
                 if cause is not None:
                     by_cause.setdefault(cause, issue)
-        severity_rank = {"CRITICAL": 0, "HIGH": 1}
         found = []
         for issue, tests in groups.items():
             failed = sorted((t for t in tests if t.status == FAILED), key=lambda t: t.nodeid)
@@ -106,9 +105,9 @@ class Tally:
                 # a cause is as severe as the worst check failing with it: a leak one of them proves is CRITICAL
                 severity=min(
                     (issue.severity, *(t.severity for t in failed if not t.issues)),
-                    key=lambda level: severity_rank.get(level, 2),
+                    key=severity_rank,
                 ),
                 requirement=issue.requirement or first.requirement,
             )
             found.append((replace(merged, rule=decisions.rule_id(merged)), [t.nodeid for t in tests]))
-        return sorted(found, key=lambda pair: severity_rank.get(pair[0].severity, 2))
+        return sorted(found, key=lambda pair: severity_rank(pair[0].severity))
